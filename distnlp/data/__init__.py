@@ -1,0 +1,4 @@
+"""Corpora: the Doc type, Parquet shards, converters, the streaming reader and batchers."""
+from .doc import Doc, Span, Token
+
+__all__ = ["Doc", "Span", "Token"]
