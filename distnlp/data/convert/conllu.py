@@ -1,0 +1,241 @@
+"""CoNLL-U reader: UD treebanks to Docs (syntactic words, tags, morphs, lemmas, trees, sentences).
+
+Each Doc keeps, in `user_data`, the `sent_id` of every sentence, the token offset where it starts
+and the line where it starts, so NER labels from another file can be joined by sent_id
+(`iob.join_ner`) and mismatches can name both files.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import CorpusError
+from ..doc import Doc
+from .lines import iter_lines, where
+from .report import ConvertReport
+
+_N_COLUMNS = 10
+
+
+@dataclass
+class _Sentence:
+    line: int  # first line of the sentence block (comments included)
+    sent_id: str | None = None
+    newdoc: str | None = None  # set when `# newdoc` precedes the sentence ("" for no id)
+    words: list[str] = field(default_factory=list)
+    spaces: list[bool] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    pos: list[str] = field(default_factory=list)
+    morphs: list[str] = field(default_factory=list)
+    lemmas: list[str] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)
+    heads: list[int | None] = field(default_factory=list)  # 1-based within the sentence, 0 = root
+
+
+def read_conllu(
+    path: str | Path,
+    *,
+    n_sents: int | None = None,
+    skip_invalid: bool = False,
+    report: ConvertReport | None = None,
+) -> Iterator[Doc]:
+    """Docs from a CoNLL-U file: one per `# newdoc`, or one per `n_sents` sentences when given.
+
+    Without `# newdoc` comments (and no n_sents), every sentence is its own doc, as spaCy's
+    converter does. With skip_invalid, a malformed sentence is skipped and counted in `report`
+    (`skipped_sentences`) instead of raising CorpusError.
+    """
+    if n_sents is not None and n_sents < 1:
+        raise CorpusError("--n-sents", f"must be at least 1, not {n_sents}", "pass a positive number")
+    report = report if report is not None else ConvertReport()
+    group: list[_Sentence] = []
+    doc_id: str | None = None
+    seen_newdoc = False
+    n_docs = 0
+    for sent in _iter_sentences(path, skip_invalid, report):
+        if n_sents is not None:
+            starts_doc = len(group) >= n_sents
+        else:
+            seen_newdoc = seen_newdoc or sent.newdoc is not None
+            # before the first `# newdoc`, every sentence is a doc of its own
+            starts_doc = sent.newdoc is not None or not seen_newdoc
+        if starts_doc and group:
+            yield _make_doc(group, doc_id, path, n_docs)
+            n_docs += 1
+            group = []
+        if not group:
+            doc_id = sent.newdoc if n_sents is None and sent.newdoc else sent.sent_id
+        group.append(sent)
+    if group:
+        yield _make_doc(group, doc_id, path, n_docs)
+
+
+def _make_doc(sents: list[_Sentence], doc_id: str | None, path: str | Path, index: int) -> Doc:
+    words: list[str] = []
+    spaces: list[bool] = []
+    sent_starts: list[bool] = []
+    heads: list[int] = []
+    tags: list[str] = []
+    pos: list[str] = []
+    morphs: list[str] = []
+    lemmas: list[str] = []
+    deps: list[str] = []
+    has_heads = all(h is not None for s in sents for h in s.heads)
+    offsets: list[int] = []
+    for s in sents:
+        base = len(words)
+        offsets.append(base)
+        words += s.words
+        spaces += s.spaces
+        sent_starts += [True] + [False] * (len(s.words) - 1)
+        tags += s.tags
+        pos += s.pos
+        morphs += s.morphs
+        lemmas += s.lemmas
+        deps += s.deps
+        if has_heads:
+            # absolute index within the doc; the root points to itself, as in spaCy
+            heads += [base + i if h == 0 else base + h - 1 for i, h in enumerate(s.heads)]  # type: ignore[operator]
+    if spaces:
+        spaces[-1] = False  # nothing follows the last token of a document
+    doc = Doc(
+        words=words,
+        spaces=spaces,
+        doc_id=doc_id if doc_id else f"{Path(path).stem}-{index:06d}",
+        sent_starts=sent_starts,
+        # "_" everywhere in a column means the treebank does not annotate it: leave it missing
+        tags=None if _unannotated(tags) else tags,
+        pos=None if _unannotated(pos) else pos,
+        morphs=morphs,
+        lemmas=None if _unannotated(lemmas) else lemmas,
+        deps=deps if has_heads and not _unannotated(deps) else None,
+        heads=heads if has_heads and not _unannotated(deps) else None,
+    )
+    doc.user_data["sent_ids"] = [s.sent_id for s in sents]
+    doc.user_data["sent_offsets"] = offsets
+    doc.user_data["sent_lines"] = [s.line for s in sents]
+    doc.user_data["source"] = str(path)
+    return doc
+
+
+def _unannotated(col: list[str]) -> bool:
+    return all(v == "_" for v in col)
+
+
+def _iter_sentences(path: str | Path, skip_invalid: bool, report: ConvertReport) -> Iterator[_Sentence]:
+    """Sentences, validated; a bad one raises CorpusError or, with skip_invalid, is counted and skipped."""
+    block: list[tuple[int, str]] = []
+    pending_newdoc: str | None = None  # a `# newdoc` whose sentence was skipped still opens a doc
+    for lineno, line in iter_lines(path):
+        if line.strip():
+            block.append((lineno, line))
+            continue
+        if block:
+            sent = _parse_block(path, block, skip_invalid, report)
+            block = []
+            if sent is None:
+                continue
+            if sent.newdoc is None and pending_newdoc is not None:
+                sent.newdoc = pending_newdoc
+            pending_newdoc = None
+            if sent.words:
+                yield sent
+            elif sent.newdoc is not None:
+                pending_newdoc = sent.newdoc  # comment-only block, e.g. a lone `# newdoc` line
+    if block:
+        sent = _parse_block(path, block, skip_invalid, report)
+        if sent is not None and sent.words:
+            if sent.newdoc is None and pending_newdoc is not None:
+                sent.newdoc = pending_newdoc
+            yield sent
+
+
+def _parse_block(
+    path: str | Path, block: list[tuple[int, str]], skip_invalid: bool, report: ConvertReport
+) -> _Sentence | None:
+    try:
+        return _parse_sentence(path, block)
+    except CorpusError as e:
+        if not skip_invalid:
+            raise
+        report.skip("skipped_sentences", str(e))
+        # keep the document boundary even when its first sentence is bad
+        newdoc = _newdoc_of(block)
+        return _Sentence(line=block[0][0], newdoc=newdoc) if newdoc is not None else None
+
+
+def _newdoc_of(block: list[tuple[int, str]]) -> str | None:
+    for _, line in block:
+        if line.startswith("# newdoc"):
+            return _comment_value(line)
+    return None
+
+
+def _comment_value(line: str) -> str:
+    _, _, value = line.partition("=")
+    return value.strip()
+
+
+def _parse_sentence(path: str | Path, block: list[tuple[int, str]]) -> _Sentence:
+    sent = _Sentence(line=block[0][0])
+    # a multiword token `3-4` carries the SpaceAfter of its last word
+    ranges: list[tuple[int, int, bool]] = []
+    head_lines: list[int] = []
+    for lineno, line in block:
+        if line.startswith("#"):
+            if line.startswith("# newdoc"):
+                sent.newdoc = _comment_value(line)
+            elif line.startswith("# sent_id"):
+                sent.sent_id = _comment_value(line)
+            continue
+        cols = line.split("\t")
+        if len(cols) != _N_COLUMNS:
+            raise CorpusError(
+                where(path, lineno),
+                f"expected 10 tab-separated columns, found {len(cols)}",
+                "CoNLL-U token lines are ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC; "
+                "check for spaces used instead of tabs",
+            )
+        tid = cols[0]
+        if "-" in tid:
+            lo, _, hi = tid.partition("-")
+            if not (lo.isdigit() and hi.isdigit()) or int(lo) != len(sent.words) + 1 or int(hi) <= int(lo):
+                raise CorpusError(where(path, lineno), f"bad multiword token range {tid!r}", "a range is FIRST-LAST of the words that follow")
+            ranges.append((int(lo), int(hi), "SpaceAfter=No" not in cols[9].split("|")))
+            continue
+        if "." in tid:
+            continue  # empty node of the enhanced graph: not a surface token
+        if not tid.isdigit() or int(tid) != len(sent.words) + 1:
+            raise CorpusError(
+                where(path, lineno),
+                f"word ID {tid!r} out of sequence (expected {len(sent.words) + 1})",
+                "word IDs count 1, 2, 3... within each sentence; is a blank line missing between sentences?",
+            )
+        sent.words.append(cols[1])
+        sent.lemmas.append(cols[2])
+        sent.pos.append(cols[3])
+        sent.tags.append(cols[4])
+        sent.morphs.append("" if cols[5] == "_" else cols[5])
+        sent.deps.append(cols[7])
+        head = cols[6]
+        if head == "_":
+            sent.heads.append(None)
+        elif head.isdigit():
+            sent.heads.append(int(head))
+        else:
+            raise CorpusError(where(path, lineno), f"HEAD {head!r} is not an integer", "HEAD is the ID of the head word, or 0 for the root")
+        head_lines.append(lineno)
+        sent.spaces.append("SpaceAfter=No" not in cols[9].split("|"))
+    n = len(sent.words)
+    for i, h in enumerate(sent.heads):
+        if h is not None and h > n:
+            raise CorpusError(where(path, head_lines[i]), f"HEAD {h} is out of range (the sentence has {n} words)", "HEAD must be 0 or the ID of a word in the same sentence")
+    for first, last, space in ranges:
+        if last > n:
+            raise CorpusError(where(path, sent.line), f"multiword token range {first}-{last} ends after the last word ({n})", "fix the range line")
+        # the words of a multiword token are written together ("do" "n't" for "don't")
+        for i in range(first - 1, last - 1):
+            sent.spaces[i] = False
+        sent.spaces[last - 1] = space
+    return sent
