@@ -1,0 +1,1 @@
+"""Pure-torch model layers: lexical features, hash embeddings, CNN encoders, task heads."""
