@@ -14,6 +14,7 @@ User code registers its own names and is imported with `code=path/to/file.py`.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import sys
@@ -26,6 +27,7 @@ from .errors import ConfigError, did_you_mean
 F = TypeVar("F", bound=Callable[..., Any])
 
 USE_KEY = "_use_"
+USER_MODULE_PREFIX = "distnlp_user_code_"
 
 KINDS = (
     "architectures",
@@ -48,7 +50,7 @@ class Registry:
 
     def __call__(self, name: str) -> Callable[[F], F]:
         def register(fn: F) -> F:
-            _check_unique(name, self.kind)
+            _check_unique(name, self.kind, fn)
             self._items[name] = fn
             return fn
 
@@ -89,10 +91,15 @@ batchers = _REGISTRIES["batchers"]
 vectors = _REGISTRIES["vectors"]
 
 
-def _check_unique(name: str, kind: str) -> None:
+def _check_unique(name: str, kind: str, fn: Callable[..., Any]) -> None:
     for other in _REGISTRIES.values():
-        if name in other._items:
-            raise ValueError(f"registry name {name!r} is already registered in {other.kind!r}")
+        existing = other._items.get(name)
+        if existing is None:
+            continue
+        # The same user code imported again (e.g. the copy saved inside a model) may re-register.
+        if other.kind == kind and getattr(existing, "__qualname__", None) == getattr(fn, "__qualname__", "") and str(getattr(existing, "__module__", "")).startswith(USER_MODULE_PREFIX):
+            continue
+        raise ValueError(f"registry name {name!r} is already registered in {other.kind!r}; pick another name (bump its .vN)")
 
 
 def find(name: str, path: str = "") -> tuple[str, Callable[..., Any]]:
@@ -164,7 +171,8 @@ def import_code(path: str | Path | None) -> None:
     p = Path(path)
     if not p.exists():
         raise ConfigError("code", f"file not found: {p}", "pass an existing Python file with code=path/to/file.py")
-    mod_name = f"distnlp_user_code_{abs(hash(str(p.resolve())))}"
+    digest = hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:12]
+    mod_name = f"{USER_MODULE_PREFIX}{digest}"
     if mod_name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(mod_name, p)

@@ -1,0 +1,110 @@
+"""The config, train and evaluate subcommands."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import DistnlpError
+
+
+def add_config_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="show or validate the composed config")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    show = csub.add_parser("show", help="print the fully resolved config")
+    show.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. training.max_steps=100 encoder=tok2vec")
+    show.set_defaults(run=run_config_show)
+    val = csub.add_parser("validate", help="check the config before any work starts")
+    val.add_argument("overrides", nargs="*")
+    val.set_defaults(run=run_config_validate)
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a pipeline (Hydra overrides follow)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. training.max_steps=100 corpus.train=DIR")
+    p.set_defaults(run=run_train)
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a saved pipeline on a converted corpus")
+    p.add_argument("model", help="a saved pipeline directory (model-best/ or model-last/)")
+    p.add_argument("corpus", help="a converted corpus directory")
+    p.add_argument("--output", "-o", help="write the scores as JSON here")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(run=run_evaluate)
+
+
+def load_config(overrides: list[str]) -> dict[str, Any]:
+    from ..config import validate_config
+    from .compose import compose_config
+
+    config = compose_config(overrides)
+    validate_config(config)
+    return config
+
+
+def run_config_show(args: argparse.Namespace) -> int:
+    from .compose import compose_config, to_yaml
+
+    print(to_yaml(compose_config(args.overrides)), end="")
+    return 0
+
+
+def run_config_validate(args: argparse.Namespace) -> int:
+    load_config(args.overrides)
+    print("config is valid")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .compose import to_yaml
+
+    config = load_config(args.overrides)
+    out = Path(config["training"]["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(config))
+    backend = (config.get("distributed") or {}).get("backend", "single")
+    if backend == "ray":
+        from ..ray_backend.driver import train_on_ray
+
+        result = train_on_ray(config)
+    else:
+        from ..pipeline.device import pick_device
+        from ..training.env import WorkerEnv
+        from ..training.loop import run_worker
+
+        dist = config.get("distributed") or {}
+        device = dist.get("device", "auto")
+        if dist.get("use_gpu") is False:
+            device = "cpu"
+        result = run_worker(config, WorkerEnv(device=str(pick_device(device))))
+    return 0 if result else 1
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import time
+
+    from ..data.stream import read_docs
+    from ..pipeline.device import pick_device
+    from ..pipeline.pipeline import Pipeline
+    from ..training.logger import format_scores_table
+
+    model = Path(args.model)
+    if not model.exists():
+        raise DistnlpError(f"{model}: model directory not found (pass a model-best/ or model-last/ directory)")
+    nlp = Pipeline.from_disk(model, device=pick_device(args.device))
+    docs = list(read_docs(args.corpus))
+    start = time.perf_counter()
+    scores = nlp.evaluate(docs, batch_size=args.batch_size)
+    elapsed = time.perf_counter() - start
+    words = sum(len(d) for d in docs)
+    scores["speed"] = words / max(elapsed, 1e-9)
+    print(format_scores_table(scores))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(scores, indent=2))
+        print(f"scores written to {args.output}", file=sys.stderr)
+    return 0

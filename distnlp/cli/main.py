@@ -1,0 +1,57 @@
+"""`distnlp` command line. Subcommands take Hydra overrides where they build a config.
+
+    distnlp convert INPUT... OUTPUT_DIR [--format ...]
+    distnlp init vectors INPUT OUTPUT_DIR [--prune N] [--truncate N]
+    distnlp config show [overrides]      # the fully resolved config
+    distnlp config validate [overrides]
+    distnlp train [overrides]
+    distnlp evaluate MODEL_DIR CORPUS_DIR [--output scores.json]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from ..errors import DistnlpError
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distnlp", description="spaCy-style NLP pipelines trained on many GPUs with Ray")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from . import commands, convert
+
+    convert.add_parser(sub)
+    init = sub.add_parser("init", help="create assets: vectors")
+    init_sub = init.add_subparsers(dest="init_command", required=True)
+    from . import init_vectors
+
+    init_vectors.add_parser(init_sub)
+    commands.add_config_parser(sub)
+    commands.add_train_parser(sub)
+    commands.add_evaluate_parser(sub)
+    if hasattr(commands, "add_pretrain_parser"):
+        commands.add_pretrain_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return int(run(args) or 0)
+    except DistnlpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""What keys each config section may have, and their types.
+
+A spec is a Python type, a tuple of types (None allowed as a type), ANY, REF (a registered
+callable: a mapping with `_use_`), SCHEDULE (a number or a REF), or a nested dict spec.
+Sections whose keys are free (component names, score weights) are handled in validate.py.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+ANY = object()
+REF = object()
+SCHEDULE = object()
+NUMBER = (int, float)
+
+NLP = {"lang": str, "pipeline": list}
+INITIALIZE = {"vectors": (str, dict, type(None)), "init_tok2vec": (str, type(None))}
+
+ENCODER_COMMON: dict[str, Any] = {"factory": str, "width": int, "model": REF}
+
+CORPUS = {
+    "train": (str, type(None)),
+    "dev": (str, type(None)),
+    "raw_text": (str, type(None)),
+    "shuffle": bool,
+    "min_length": int,
+    "max_length": int,
+}
+
+OPTIMIZER = {
+    "algorithm": str,
+    "learn_rate": SCHEDULE,
+    "beta1": NUMBER,
+    "beta2": NUMBER,
+    "eps": NUMBER,
+    "weight_decay": NUMBER,
+    "grad_clip": NUMBER,
+    "use_averages": bool,
+}
+
+TRAINING = {
+    "output_dir": str,
+    "max_steps": int,
+    "max_epochs": int,
+    "eval_frequency": int,
+    "patience": int,
+    "dropout": (int, float, type(None)),
+    "accumulate_gradient": int,
+    "score_weights": (dict, type(None)),
+    "max_eval_docs": int,
+    "log_every": int,
+    "optimizer": OPTIMIZER,
+    "batcher": REF,
+}
+
+DISTRIBUTED_SINGLE = {
+    "backend": str,
+    "num_workers": int,
+    "use_gpu": (bool, str),
+    "device": str,
+    "num_threads": int,
+}
+
+COMPONENT_COMMON: dict[str, Any] = {
+    "factory": str,
+    "listen": (str, type(None)),
+    "grad_factor": SCHEDULE,
+    "model": REF,
+    "embed": (dict, type(None)),
+    "score_weights": dict,
+}
+
+# Extra keys per factory.
+FACTORY_KEYS: dict[str, dict[str, Any]] = {
+    "tagger": {"column": str},
+    "morphologizer": {},
+    "senter": {},
+    "ner": {},
+    "textcat": {},
+    "textcat_multilabel": {},
+}
+
+TOP_LEVEL: dict[str, Any] = {
+    "seed": int,
+    "code": (str, type(None)),
+    "nlp": NLP,
+    "initialize": INITIALIZE,
+    "encoder": ANY,  # checked in validate.py (depends on the factory)
+    "components": ANY,
+    "corpus": CORPUS,
+    "training": TRAINING,
+    "distributed": ANY,
+    "pretrain": ANY,
+}

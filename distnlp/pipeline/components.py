@@ -1,0 +1,237 @@
+"""Task components: they turn gold Docs into targets, run a head on token vectors, and write
+predictions back into Docs. One class per kind of annotation; the head itself is a registered
+torch module (distnlp.models.heads), so architectures are swappable by name.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..data.doc import Doc
+from ..errors import ConfigError
+
+IGNORE = -100
+
+
+class Component(nn.Module):
+    """Base: a head plus the label inventory and the Doc <-> tensor conversions."""
+
+    factory: ClassVar[str] = ""
+    score_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, head: nn.Module, labels: list[str], settings: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.name = name
+        self.head = head
+        self.labels = list(labels)
+        self.settings = dict(settings)
+        self.label_index = {label: i for i, label in enumerate(self.labels)}
+
+    # Which labels the head predicts, from the training corpus's meta.json label inventories.
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        raise NotImplementedError
+
+    def score_attrs(self) -> tuple[str, ...]:
+        """Which Scorer groups this component's predictions feed."""
+        return self.attrs
+
+    attrs: ClassVar[tuple[str, ...]] = ()
+
+    def initialize(self, n_in: int) -> None:
+        self.head.initialize(n_in, self.head_labels())
+
+    def head_labels(self) -> list[str]:
+        return self.labels
+
+    def forward(self, X: torch.Tensor, lengths: Sequence[int]) -> Any:
+        return self.head(X)
+
+    def targets(self, docs: Sequence[Doc]) -> Any:
+        raise NotImplementedError
+
+    def loss(self, scores: Any, targets: Any) -> tuple[torch.Tensor, int]:
+        return self.head.loss(scores, targets)
+
+    @staticmethod
+    def count(targets: Any) -> int:
+        """Labelled items in a batch's targets (tokens with a label; docs for textcat)."""
+        return int((targets != IGNORE).sum())
+
+    def set_annotations(self, docs: Sequence[Doc], scores: Any, lengths: Sequence[int]) -> None:
+        raise NotImplementedError
+
+
+class TokenLabelComponent(Component):
+    """Predicts one label per token from a corpus column (tagger: tags, pos, ...)."""
+
+    factory = "tagger"
+    score_keys = ("tag_acc",)
+
+    @property
+    def column(self) -> str:
+        return str(self.settings.get("column", "tags"))
+
+    def score_attrs(self) -> tuple[str, ...]:
+        return ({"tags": "tag", "pos": "pos", "morphs": "morph", "lemmas": "lemma"}.get(self.column, ""),) if self.column in ("tags", "pos", "morphs", "lemmas") else ()
+
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        return list(labels.get(str(settings.get("column", "tags")), []))
+
+    def doc_labels(self, doc: Doc) -> list[str] | None:
+        return getattr(doc, self.column)
+
+    def targets(self, docs: Sequence[Doc]) -> torch.Tensor:
+        out: list[int] = []
+        index = self.label_index
+        for doc in docs:
+            col = self.doc_labels(doc)
+            if col is None:
+                out.extend([IGNORE] * len(doc))
+            else:
+                out.extend(index.get(v, IGNORE) for v in col)
+        return torch.tensor(out, dtype=torch.long)
+
+    first_label: ClassVar[str | None] = None
+
+    def set_annotations(self, docs: Sequence[Doc], scores: torch.Tensor, lengths: Sequence[int]) -> None:
+        ids = self.head.predict(scores, list(lengths), first_label=self.first_label).tolist()
+        pos = 0
+        for doc, n in zip(docs, lengths):
+            self.write(doc, [self.labels[i] for i in ids[pos : pos + n]])
+            pos += n
+
+    def write(self, doc: Doc, values: list[str]) -> None:
+        setattr(doc, self.column, values)
+
+
+class MorphologizerComponent(TokenLabelComponent):
+    """UPOS + morphological features as one label per token ("POS=NOUN|Number=Sing")."""
+
+    factory = "morphologizer"
+    score_keys = ("pos_acc", "morph_acc")
+
+    def score_attrs(self) -> tuple[str, ...]:
+        return ("pos", "morph")
+
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        return list(labels.get("morphologizer", []))
+
+    def doc_labels(self, doc: Doc) -> list[str] | None:
+        if doc.pos is None or doc.morphs is None:
+            return None
+        return [join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)]
+
+    def write(self, doc: Doc, values: list[str]) -> None:
+        pairs = [split_morph(v) for v in values]
+        doc.pos = [p for p, _ in pairs]
+        doc.morphs = [m for _, m in pairs]
+
+
+class SenterComponent(TokenLabelComponent):
+    """Sentence starts as a two-label tagger; the first token of a doc always starts a sentence."""
+
+    factory = "senter"
+    score_keys = ("sents_f",)
+    first_label = "S"
+
+    def score_attrs(self) -> tuple[str, ...]:
+        return ("sents",)
+
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        return ["I", "S"]
+
+    def doc_labels(self, doc: Doc) -> list[str] | None:
+        return None if doc.sent_starts is None else ["S" if s else "I" for s in doc.sent_starts]
+
+    def write(self, doc: Doc, values: list[str]) -> None:
+        doc.sent_starts = [i == 0 or v == "S" for i, v in enumerate(values)]
+
+
+class NERComponent(Component):
+    """Entities as BILUO tags, decoded under transition constraints so spans are well formed."""
+
+    factory = "ner"
+    score_keys = ("ents_f",)
+    attrs = ("ents",)
+
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        return list(labels.get("ents", []))
+
+    def forward(self, X: torch.Tensor, lengths: Sequence[int]) -> Any:
+        return self.head(X, list(lengths))
+
+    def targets(self, docs: Sequence[Doc]) -> torch.Tensor:
+        return self.head.targets(docs)
+
+    def set_annotations(self, docs: Sequence[Doc], scores: torch.Tensor, lengths: Sequence[int]) -> None:
+        for doc, spans in zip(docs, self.head.predict(scores, list(lengths))):
+            doc.ent_spans = [(int(s), int(e), str(lab)) for s, e, lab in spans]
+
+
+class TextcatComponent(Component):
+    """Document categories: exclusive classes (softmax) or independent labels (sigmoid)."""
+
+    factory = "textcat"
+    score_keys = ("cats_score",)
+    attrs = ("cats",)
+
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        return list(labels.get("cats", []))
+
+    def forward(self, X: torch.Tensor, lengths: Sequence[int]) -> Any:
+        return self.head(X, list(lengths))
+
+    def targets(self, docs: Sequence[Doc]) -> torch.Tensor:
+        return self.head.targets(docs)
+
+    @staticmethod
+    def count(targets: torch.Tensor) -> int:
+        return int((~torch.isnan(targets)).any(dim=1).sum())
+
+    def set_annotations(self, docs: Sequence[Doc], scores: torch.Tensor, lengths: Sequence[int]) -> None:
+        for doc, cats in zip(docs, self.head.cats(self.head.predict(scores))):
+            doc.cats = cats
+
+
+class TextcatMultilabelComponent(TextcatComponent):
+    factory = "textcat_multilabel"
+
+
+COMPONENT_CLASSES: dict[str, type[Component]] = {
+    cls.factory: cls
+    for cls in (
+        TokenLabelComponent,
+        MorphologizerComponent,
+        SenterComponent,
+        NERComponent,
+        TextcatComponent,
+        TextcatMultilabelComponent,
+    )
+}
+
+
+def component_class(factory: str, path: str) -> type[Component]:
+    try:
+        return COMPONENT_CLASSES[factory]
+    except KeyError:
+        from ..errors import did_you_mean
+
+        raise ConfigError(path, f"unknown factory {factory!r}", did_you_mean(factory, COMPONENT_CLASSES)) from None
+
+
+def join_morph(pos: str, morph: str) -> str:
+    return f"POS={pos}|{morph}" if morph else f"POS={pos}"
+
+
+def split_morph(label: str) -> tuple[str, str]:
+    head, _, rest = label.partition("|")
+    return head[4:] if head.startswith("POS=") else head, rest

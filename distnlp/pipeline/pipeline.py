@@ -1,0 +1,324 @@
+"""The Pipeline: one shared embedding layer, components listening to it, save/load and inference.
+
+The shared layer runs once per batch; each listening component reads its output through
+`scale_grad(H, grad_factor(step))`, so one backward pass carries every head's gradient, each
+scaled by its factor (DESIGN.md decision 1). When every factor is 0 the shared layer runs
+under `no_grad`. A component with `listen: null` owns a private embedding instead.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .. import __version__, registry
+from ..data.doc import Doc
+from ..errors import CheckpointError, ConfigError
+from ..schedules import Schedule, as_schedule
+from .components import Component, component_class
+from .device import to_device
+from .grad_scale import scale_grad
+
+log = logging.getLogger(__name__)
+
+SHARED = "encoder"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class Batch:
+    """Featurized docs: inputs for the shared layer and private embeddings, plus targets."""
+
+    docs: list[Doc]
+    lengths: list[int]
+    shared: Any = None
+    private: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_words(self) -> int:
+        return sum(self.lengths)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.docs, self.lengths, to_device(self.shared, device), to_device(self.private, device), to_device(self.targets, device))
+
+
+class Pipeline(nn.Module):
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        labels: Mapping[str, list[str]],
+        vectors: Any = None,
+    ) -> None:
+        """Build from a resolved config and label inventories (component name -> labels)."""
+        super().__init__()
+        self.config = dict(config)
+        self.vectors = vectors
+        comp_cfgs: Mapping[str, Any] = config.get("components") or {}
+        order = list((config.get("nlp") or {}).get("pipeline") or comp_cfgs)
+        self.grad_factors: dict[str, Schedule] = {}
+        self.listening: list[str] = []
+        components: dict[str, Component] = {}
+        for name in order:
+            settings = comp_cfgs[name]
+            path = f"components.{name}"
+            cls = component_class(settings.get("factory", ""), f"{path}.factory")
+            comp_labels = list(labels.get(name, []))
+            if not comp_labels:
+                continue
+            head = registry.resolve(settings["model"], f"{path}.model")
+            comp = cls(name, head, comp_labels, settings)
+            if settings.get("listen"):
+                self.listening.append(name)
+                self.grad_factors[name] = as_schedule(registry.resolve(settings.get("grad_factor", 1.0), f"{path}.grad_factor"), f"{path}.grad_factor")
+            else:
+                comp.embed = registry.resolve(settings["embed"], f"{path}.embed")
+            components[name] = comp
+        self.components = nn.ModuleDict(components)
+        self.encoder: nn.Module | None = None
+        if self.listening:
+            enc_cfg = config.get("encoder")
+            if not enc_cfg:
+                raise ConfigError("encoder", "components listen to the shared encoder but no encoder is configured", "pick one: encoder=tok2vec")
+            self.encoder = registry.resolve(enc_cfg["model"], "encoder.model")
+        for module in self._embeddings():
+            self._attach_vectors(module)
+        for name, comp in self.components.items():
+            embed = self.encoder if name in self.listening else comp.embed
+            comp.initialize(int(embed.width))
+
+    @property
+    def pipe_names(self) -> list[str]:
+        return list(self.components.keys())
+
+    @property
+    def labels(self) -> dict[str, list[str]]:
+        return {name: comp.labels for name, comp in self.components.items()}
+
+    def _embeddings(self) -> Iterator[nn.Module]:
+        if self.encoder is not None:
+            yield self.encoder
+        for comp in self.components.values():
+            if getattr(comp, "embed", None) is not None:
+                yield comp.embed
+
+    def _attach_vectors(self, module: nn.Module) -> None:
+        for sub in module.modules():
+            if getattr(sub, "include_static_vectors", False) and hasattr(sub, "attach_vectors"):
+                if self.vectors is None:
+                    raise ConfigError(
+                        "initialize.vectors",
+                        "include_static_vectors is true but no vectors table is given",
+                        "create one with `distnlp init vectors` and set initialize.vectors=DIR",
+                    )
+                sub.attach_vectors(self.vectors)
+
+    # --- training ----------------------------------------------------------------------------
+    def featurize(self, docs: Sequence[Doc], *, with_targets: bool = True) -> Batch:
+        """CPU-side preprocessing; kept apart from forward so it can run ahead of the device."""
+        docs = list(docs)
+        batch = Batch(docs, [len(d) for d in docs])
+        if self.encoder is not None:
+            batch.shared = self.encoder.featurize(docs)
+        for name, comp in self.components.items():
+            if name not in self.listening:
+                batch.private[name] = comp.embed.featurize(docs)
+            if with_targets:
+                batch.targets[name] = comp.targets(docs)
+        return batch
+
+    def grad_factor_values(self, step: int) -> dict[str, float]:
+        return {name: float(self.grad_factors[name](step)) for name in self.listening}
+
+    def forward_scores(self, batch: Batch, step: int = 0) -> dict[str, Any]:
+        """Every component's scores for the batch (the shared layer runs once)."""
+        factors = self.grad_factor_values(step)
+        hidden = None
+        if self.encoder is not None:
+            if self.training and any(f != 0.0 for f in factors.values()):
+                hidden = self.encoder(batch.shared)
+            else:
+                # No listener sends a gradient: skip autograd for the shared layer entirely.
+                with torch.no_grad():
+                    hidden = self.encoder(batch.shared)
+        scores: dict[str, Any] = {}
+        for name, comp in self.components.items():
+            if name in self.listening:
+                X = scale_grad(hidden, factors[name]) if self.training else hidden
+            else:
+                X = comp.embed(batch.private[name])
+            scores[name] = comp(X, batch.lengths)
+        self._last_hidden = hidden
+        return scores
+
+    def losses(self, batch: Batch, step: int = 0) -> dict[str, tuple[torch.Tensor, int]]:
+        """Per component: (sum of its loss over labelled items, number of labelled items)."""
+        scores = self.forward_scores(batch, step)
+        return {name: comp.loss(scores[name], batch.targets[name]) for name, comp in self.components.items()}
+
+    def set_dropout(self, rate: float | None) -> None:
+        if rate is None:
+            return
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = float(rate)
+
+    # --- inference ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def predict(self, docs: Sequence[Doc]) -> list[Doc]:
+        """Annotate the given Docs in place (and return them)."""
+        docs = list(docs)
+        if not docs:
+            return docs
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                batch = self.featurize(docs, with_targets=False).to(self.device)
+                scores = self.forward_scores(batch)
+                for name, comp in self.components.items():
+                    comp.set_annotations(docs, scores[name], batch.lengths)
+                self._set_tensors(docs, batch.lengths)
+        finally:
+            self.train(was_training)
+        return docs
+
+    def _set_tensors(self, docs: list[Doc], lengths: list[int]) -> None:
+        hidden = getattr(self, "_last_hidden", None)
+        if hidden is not None and hidden.dim() == 2:
+            arr = hidden.float().cpu().numpy()
+            pos = 0
+            for doc, n in zip(docs, lengths):
+                doc.tensor = arr[pos : pos + n]
+                pos += n
+        if self.vectors is not None:
+            for doc in docs:
+                doc.vocab_vectors = self.vectors
+
+    def make_doc(self, text: str) -> Doc:
+        from ..data.tokenizer import Tokenizer
+
+        if not hasattr(self, "_tokenizer"):
+            self._tokenizer = Tokenizer()
+        return self._tokenizer(text)
+
+    def __call__(self, text: str | Doc) -> Doc:  # type: ignore[override]
+        return next(iter(self.pipe([text])))
+
+    def pipe(self, texts: Iterable[str | Doc], batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate texts (tokenized with distnlp's tokenizer) or Docs, in batches."""
+        buf: list[Doc] = []
+        for item in texts:
+            buf.append(self.make_doc(item) if isinstance(item, str) else item)
+            if len(buf) >= batch_size:
+                yield from self.predict(buf)
+                buf = []
+        if buf:
+            yield from self.predict(buf)
+
+    def scorer(self) -> Any:
+        """A Scorer for exactly what this pipeline predicts."""
+        from ..scoring import Scorer
+
+        attrs: list[str] = []
+        options: dict[str, Any] = {}
+        for comp in self.components.values():
+            for attr in comp.score_attrs():
+                if attr not in attrs:
+                    attrs.append(attr)
+            if comp.factory in ("textcat", "textcat_multilabel"):
+                options = {"cats_labels": comp.labels, "cats_exclusive": comp.factory == "textcat"}
+        return Scorer(attrs, **options)
+
+    def evaluate(self, golds: Sequence[Doc], batch_size: int = 128) -> dict[str, Any]:
+        preds = list(self.pipe((g.copy_unannotated() for g in golds), batch_size=batch_size))
+        scorer = self.scorer()
+        scorer.update(list(golds), preds)
+        return scorer.scores()
+
+    # --- save / load -------------------------------------------------------------------------
+    def to_disk(self, path: str | Path, *, meta: Mapping[str, Any] | None = None) -> None:
+        """config.json + labels.json + model.safetensors (+ vectors/, code.py); no pickle."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        config = dict(self.config)
+        code = config.get("code")
+        if code:
+            shutil.copyfile(code, tmp / "code.py")
+            config["code"] = "code.py"
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        (tmp / "labels.json").write_text(json.dumps(self.labels, indent=2))
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE))
+        if self.vectors is not None and hasattr(self.vectors, "to_disk"):
+            self.vectors.to_disk(tmp / "vectors")
+        for module in self._embeddings():
+            if hasattr(module, "save_extra"):
+                module.save_extra(tmp)
+        info = {"distnlp_version": __version__, "pipeline": self.pipe_names, **(meta or {})}
+        (tmp / "meta.json").write_text(json.dumps(info, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+
+    @classmethod
+    def from_disk(cls, path: str | Path, device: str | torch.device | None = None) -> "Pipeline":
+        path = Path(path)
+        for name in ("config.json", "labels.json", WEIGHTS_FILE):
+            if not (path / name).exists():
+                raise CheckpointError(f"{path}: not a saved distnlp pipeline ({name} is missing); pass a model-best/ or model-last/ directory")
+        try:
+            config = json.loads((path / "config.json").read_text())
+            labels = json.loads((path / "labels.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: corrupt config.json/labels.json ({exc}); re-save the model") from None
+        if config.get("code"):
+            config["code"] = str(path / config["code"])
+            registry.import_code(config["code"])
+        vectors = None
+        setting = (config.get("initialize") or {}).get("vectors")
+        if isinstance(setting, dict):
+            vectors = registry.resolve(setting, "initialize.vectors")  # a user vectors class
+        elif (path / "vectors").exists():
+            from ..vectors.table import Vectors
+
+            vectors = Vectors.from_disk(path / "vectors")
+        config = _with_saved_extras(config, path)
+        nlp = cls(config, labels, vectors)
+        try:
+            state = load_file(str(path / WEIGHTS_FILE))
+        except Exception as exc:
+            raise CheckpointError(f"{path / WEIGHTS_FILE}: cannot read weights ({exc}); the file is corrupt or truncated") from None
+        missing, unexpected = nlp.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{path / WEIGHTS_FILE}: weights do not match the config (missing: {missing[:5]}, unexpected: {unexpected[:5]})")
+        nlp.eval()
+        if device is not None:
+            nlp.to(device)
+        return nlp
+
+
+def _with_saved_extras(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Point a saved transformer at the copy inside the model directory (no network on load)."""
+    enc = config.get("encoder")
+    if isinstance(enc, dict) and (path / "transformer").exists():
+        enc = json.loads(json.dumps(enc))
+        enc["model"]["name"] = str(path / "transformer")
+        config = {**config, "encoder": enc}
+    return config

@@ -1,0 +1,132 @@
+"""The whole training state on disk: weights, optimizer moments, averages, loop state, and per
+rank the data cursor and RNG states (DESIGN.md decision 7). Tensors go to safetensors, the rest
+to JSON; nothing is pickled.
+
+Layout of one checkpoint directory:
+    model.safetensors  optimizer.safetensors  optimizer.json  averages.safetensors  trainer.json
+    rank-00000/stream.json  rank-00000/rng.json  rank-00000/rng.safetensors  ...
+    manifest.json      (written last, by rank 0: only a directory with it is complete)
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import CheckpointError
+
+MANIFEST = "manifest.json"
+
+
+def rank_dir(root: Path, rank: int) -> Path:
+    return root / f"rank-{rank:05d}"
+
+
+def save_shared(root: Path, *, nlp: nn.Module, optimizer: torch.optim.Optimizer, averages: Any, state: Mapping[str, Any]) -> None:
+    """What every replica holds identically: written once, by rank 0."""
+    root.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in nlp.state_dict().items()}, str(root / "model.safetensors"))
+    tensors, structure = _flatten_optimizer(optimizer.state_dict())
+    save_file(tensors, str(root / "optimizer.safetensors"))
+    (root / "optimizer.json").write_text(json.dumps(structure))
+    if averages is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in averages.averages.items()}, str(root / "averages.safetensors"))
+        state = {**state, "averages_num_updates": averages.num_updates}
+    (root / "trainer.json").write_text(json.dumps(dict(state)))
+
+
+def save_rank(root: Path, rank: int, *, stream: Any) -> None:
+    """What differs per replica: the data cursor and the random number generators."""
+    d = rank_dir(root, rank)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "stream.json").write_text(json.dumps(stream.state_dict()))
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    (d / "rng.json").write_text(
+        json.dumps(
+            {
+                "python": [py_state[0], list(py_state[1]), py_state[2]],
+                "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            }
+        )
+    )
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors["cuda"] = torch.cuda.get_rng_state()
+    save_file(tensors, str(d / "rng.safetensors"))
+
+
+def write_manifest(root: Path, info: Mapping[str, Any]) -> None:
+    (root / MANIFEST).write_text(json.dumps(dict(info), indent=2))
+
+
+def is_complete(root: Path) -> bool:
+    return (root / MANIFEST).exists()
+
+
+def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimizer, averages: Any, stream: Any, world_size: int) -> dict[str, Any]:
+    """Restore everything saved by save_shared + save_rank; returns the loop state."""
+    if not is_complete(root):
+        raise CheckpointError(f"{root}: incomplete checkpoint (no {MANIFEST}); it was never committed, resume from an earlier one")
+    manifest = json.loads((root / MANIFEST).read_text())
+    if int(manifest.get("world_size", world_size)) != world_size:
+        raise CheckpointError(
+            f"{root}: written by {manifest['world_size']} replicas, resuming with {world_size}; "
+            f"resume with distributed.num_workers={manifest['world_size']} so every data cursor continues exactly"
+        )
+    try:
+        state_dict = load_file(str(root / "model.safetensors"))
+        missing, unexpected = nlp.load_state_dict(state_dict, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{root}: weights do not match the pipeline (missing {missing[:4]}, unexpected {unexpected[:4]}); resume with the config the run started with")
+        structure = json.loads((root / "optimizer.json").read_text())
+        optimizer.load_state_dict(_unflatten_optimizer(load_file(str(root / "optimizer.safetensors")), structure))
+        trainer = json.loads((root / "trainer.json").read_text())
+        if averages is not None and (root / "averages.safetensors").exists():
+            averages.load_state_dict({"num_updates": trainer.get("averages_num_updates", 0), "averages": load_file(str(root / "averages.safetensors"))})
+        d = rank_dir(root, rank)
+        stream.load_state_dict(json.loads((d / "stream.json").read_text()))
+        rng = json.loads((d / "rng.json").read_text())
+        py = rng["python"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        npv = rng["numpy"]
+        np.random.set_state((npv[0], np.array(npv[1], dtype=np.uint32), npv[2], npv[3], npv[4]))
+        tensors = load_file(str(d / "rng.safetensors"))
+        torch.set_rng_state(tensors["torch"])
+        if "cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["cuda"])
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"{root}: corrupt or unreadable checkpoint ({type(exc).__name__}: {exc}); delete it to resume from the previous one") from None
+    return trainer
+
+
+def _flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    per_param: dict[str, dict[str, Any]] = {}
+    for idx, slots in state["state"].items():
+        entry: dict[str, Any] = {}
+        for key, value in slots.items():
+            if isinstance(value, torch.Tensor):
+                name = f"{idx}.{key}"
+                tensors[name] = value.detach().cpu().contiguous()
+                entry[key] = {"tensor": name}
+            else:
+                entry[key] = {"value": value}
+        per_param[str(idx)] = entry
+    return tensors, {"state": per_param, "param_groups": state["param_groups"]}
+
+
+def _unflatten_optimizer(tensors: Mapping[str, torch.Tensor], structure: Mapping[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for idx, entry in structure["state"].items():
+        state[int(idx)] = {k: (tensors[v["tensor"]] if "tensor" in v else v["value"]) for k, v in entry.items()}
+    return {"state": state, "param_groups": structure["param_groups"]}

@@ -1,0 +1,52 @@
+"""Label inventories for each component, from the training corpus's meta.json pre-pass."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from ..data.stream import read_docs
+from ..errors import CorpusError
+from ..pipeline.components import component_class, join_morph
+
+log = logging.getLogger(__name__)
+
+
+def read_meta(path: str) -> dict[str, Any]:
+    fs, root = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+    meta_path = f"{root.rstrip('/')}/meta.json"
+    try:
+        with fs.open_input_stream(meta_path) as f:
+            return json.loads(f.read().decode("utf8"))
+    except FileNotFoundError:
+        raise CorpusError(path, "no meta.json here: not a converted corpus", "convert it first: distnlp convert INPUT OUTPUT_DIR") from None
+    except json.JSONDecodeError as exc:
+        raise CorpusError(meta_path, f"corrupt meta.json ({exc})", "re-run distnlp convert") from None
+
+
+def pipeline_labels(config: Mapping[str, Any], train_path: str) -> dict[str, list[str]]:
+    """component name -> labels. A component whose column the corpus lacks gets [] (left out)."""
+    meta = read_meta(train_path)
+    inventories: dict[str, list[str]] = dict(meta.get("labels", {}))
+    out: dict[str, list[str]] = {}
+    for name, settings in (config.get("components") or {}).items():
+        cls = component_class(settings.get("factory", ""), f"components.{name}.factory")
+        if cls.factory == "morphologizer" and "morphologizer" not in inventories and inventories.get("pos"):
+            inventories["morphologizer"] = morph_labels(train_path)
+        labels = cls.labels_from_meta(settings, inventories)
+        if not labels:
+            log.info("%s: the training corpus has no labels for it; left out of the pipeline", name)
+        out[name] = labels
+    return out
+
+
+def morph_labels(path: str) -> list[str]:
+    """POS+features label set, read from the pos and morphs columns only (cheap)."""
+    seen: set[str] = set()
+    for doc in read_docs(path, columns=["words", "spaces", "pos", "morphs"]):
+        if doc.pos is not None and doc.morphs is not None:
+            seen.update(join_morph(p, m) for p, m in zip(doc.pos, doc.morphs))
+    return sorted(seen)

@@ -1,0 +1,71 @@
+"""Optimizer, learning-rate schedule and parameter averages (thinc's use_averages)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import registry
+from ..errors import ConfigError
+from ..schedules import Schedule, as_schedule
+
+
+def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> tuple[torch.optim.Optimizer, Schedule]:
+    lr = as_schedule(registry.resolve(cfg["learn_rate"], "training.optimizer.learn_rate"), "training.optimizer.learn_rate")
+    params = [p for p in model.parameters() if p.requires_grad]
+    algo = str(cfg.get("algorithm", "adamw")).lower()
+    kwargs = dict(lr=lr(0), betas=(float(cfg["beta1"]), float(cfg["beta2"])), eps=float(cfg["eps"]))
+    if algo == "adamw":
+        opt: torch.optim.Optimizer = torch.optim.AdamW(params, weight_decay=float(cfg["weight_decay"]), **kwargs)
+    elif algo == "adam":
+        opt = torch.optim.Adam(params, weight_decay=float(cfg["weight_decay"]), **kwargs)
+    else:
+        raise ConfigError("training.optimizer.algorithm", f"unknown algorithm {algo!r}", "use adamw or adam")
+    return opt, lr
+
+
+def set_learn_rate(optimizer: torch.optim.Optimizer, value: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = value
+
+
+class ParameterAverages:
+    """Running averages of the parameters, used for evaluation and saving (thinc's averages).
+
+    thinc's decay: min(0.9999, (1 + n) / (10 + n)) after n updates, so early averages follow
+    the weights closely and later ones smooth over many steps.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.num_updates = 0
+        self.averages = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.num_updates += 1
+        decay = min(0.9999, (1 + self.num_updates) / (10 + self.num_updates))
+        for name, p in self.model.named_parameters():
+            avg = self.averages.get(name)
+            if avg is not None:
+                avg.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Exchange the live weights and the averages (call twice to restore)."""
+        for name, p in self.model.named_parameters():
+            avg = self.averages.get(name)
+            if avg is not None:
+                tmp = p.detach().clone()
+                p.copy_(avg)
+                avg.copy_(tmp)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"num_updates": self.num_updates, "averages": self.averages}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.num_updates = int(state["num_updates"])
+        for name, value in state["averages"].items():
+            self.averages[name].copy_(value)
