@@ -49,6 +49,8 @@ TRAINING = {
     "score_weights": (dict, type(None)),
     "max_eval_docs": int,
     "log_every": int,
+    "checkpoints_to_keep": int,
+    "resume": bool,
     "optimizer": OPTIMIZER,
     "batcher": REF,
 }
@@ -59,6 +61,19 @@ DISTRIBUTED_SINGLE = {
     "use_gpu": (bool, str),
     "device": str,
     "num_threads": int,
+    "fail_at_step": (int, type(None)),
+}
+
+DISTRIBUTED_RAY = {
+    **DISTRIBUTED_SINGLE,
+    "address": (str, type(None)),
+    "num_cpus": (int, type(None)),
+    "resources_per_worker": (dict, type(None)),
+    "run_name": str,
+    "storage_path": (str, type(None)),
+    "max_failures": int,
+    "bucket_mb": NUMBER,
+    "timeout_s": NUMBER,
 }
 
 COMPONENT_COMMON: dict[str, Any] = {

@@ -22,8 +22,12 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _check_encoder(config.get("encoder"))
     _check_components(config)
     dist = config.get("distributed")
-    if isinstance(dist, Mapping) and dist.get("backend", "single") == "single":
-        _check_mapping(dist, schema.DISTRIBUTED_SINGLE, "distributed")
+    if isinstance(dist, Mapping):
+        backend = dist.get("backend", "single")
+        specs = {"single": schema.DISTRIBUTED_SINGLE, "ray": schema.DISTRIBUTED_RAY}
+        if backend not in specs:
+            raise ConfigError("distributed.backend", f"unknown backend {backend!r}", "use distributed=single or distributed=ray")
+        _check_mapping(dist, specs[backend], "distributed")
 
 
 def _check_encoder(encoder: Any) -> None:

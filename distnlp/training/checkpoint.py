@@ -4,7 +4,7 @@ to JSON; nothing is pickled.
 
 Layout of one checkpoint directory:
     model.safetensors  optimizer.safetensors  optimizer.json  averages.safetensors  trainer.json
-    rank-00000/stream.json  rank-00000/rng.json  rank-00000/rng.safetensors  ...
+    rank-00000/state.json  rank-00001/state.json  ...   (data cursor + RNG states per replica)
     manifest.json      (written last, by rank 0: only a directory with it is complete)
 """
 from __future__ import annotations
@@ -42,25 +42,41 @@ def save_shared(root: Path, *, nlp: nn.Module, optimizer: torch.optim.Optimizer,
     (root / "trainer.json").write_text(json.dumps(dict(state)))
 
 
-def save_rank(root: Path, rank: int, *, stream: Any) -> None:
-    """What differs per replica: the data cursor and the random number generators."""
-    d = rank_dir(root, rank)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "stream.json").write_text(json.dumps(stream.state_dict()))
+def rank_state(stream: Any) -> dict[str, Any]:
+    """What differs per replica, as plain JSON: the data cursor and the random generators.
+
+    Gathered to rank 0, which writes the whole checkpoint (so it also works where ranks share
+    no filesystem, as under Ray, where only rank 0's directory is persisted).
+    """
     py_state = random.getstate()
     np_state = np.random.get_state()
-    (d / "rng.json").write_text(
-        json.dumps(
-            {
-                "python": [py_state[0], list(py_state[1]), py_state[2]],
-                "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-            }
-        )
-    )
-    tensors = {"torch": torch.get_rng_state()}
+    state: dict[str, Any] = {
+        "stream": stream.state_dict(),
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state().tolist(),
+    }
     if torch.cuda.is_available():
-        tensors["cuda"] = torch.cuda.get_rng_state()
-    save_file(tensors, str(d / "rng.safetensors"))
+        state["cuda"] = torch.cuda.get_rng_state().tolist()
+    return state
+
+
+def write_rank_states(root: Path, states: list[dict[str, Any]]) -> None:
+    for rank, state in enumerate(states):
+        d = rank_dir(root, rank)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "state.json").write_text(json.dumps(state))
+
+
+def restore_rank_state(state: Mapping[str, Any], stream: Any) -> None:
+    stream.load_state_dict(state["stream"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    npv = state["numpy"]
+    np.random.set_state((npv[0], np.array(npv[1], dtype=np.uint32), npv[2], npv[3], npv[4]))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8))
 
 
 def write_manifest(root: Path, info: Mapping[str, Any]) -> None:
@@ -91,17 +107,7 @@ def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimi
         trainer = json.loads((root / "trainer.json").read_text())
         if averages is not None and (root / "averages.safetensors").exists():
             averages.load_state_dict({"num_updates": trainer.get("averages_num_updates", 0), "averages": load_file(str(root / "averages.safetensors"))})
-        d = rank_dir(root, rank)
-        stream.load_state_dict(json.loads((d / "stream.json").read_text()))
-        rng = json.loads((d / "rng.json").read_text())
-        py = rng["python"]
-        random.setstate((py[0], tuple(py[1]), py[2]))
-        npv = rng["numpy"]
-        np.random.set_state((npv[0], np.array(npv[1], dtype=np.uint32), npv[2], npv[3], npv[4]))
-        tensors = load_file(str(d / "rng.safetensors"))
-        torch.set_rng_state(tensors["torch"])
-        if "cuda" in tensors and torch.cuda.is_available():
-            torch.cuda.set_rng_state(tensors["cuda"])
+        restore_rank_state(json.loads((rank_dir(root, rank) / "state.json").read_text()), stream)
     except CheckpointError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..data.stream import DocStream, read_docs
 from ..errors import ConfigError
 from ..pipeline.pipeline import Pipeline
 from ..scoring import combine_score
+from .coordinator import FileCoordinator
 from .env import WorkerEnv
 from .labels import pipeline_labels
 from .logger import TrainingLogger
@@ -93,12 +95,15 @@ def run_worker(
     config: Mapping[str, Any],
     env: WorkerEnv | None = None,
     *,
-    reducer: Reducer | None = None,
+    make_reducer: Callable[[Pipeline], Reducer] | None = None,
     coordinator: Any = None,
 ) -> dict[str, Any]:
-    """Train the pipeline the config describes; returns a summary (best score, paths, steps)."""
+    """Train the pipeline the config describes; returns a summary (best score, paths, steps).
+
+    `make_reducer(nlp)` gives the collectives of a distributed run (identity when None);
+    `coordinator` restores and commits checkpoints (a FileCoordinator under output_dir when None).
+    """
     env = env or WorkerEnv()
-    reducer = reducer or LocalReducer()
     tcfg = config["training"]
     seed = int(config.get("seed", 0))
     seed_everything(seed + env.rank)
@@ -112,6 +117,7 @@ def run_worker(
     nlp = build_pipeline(config)
     seed_everything(seed + 1000 * env.rank)
     nlp.to(device)
+    reducer = make_reducer(nlp) if make_reducer is not None else LocalReducer()
     optimizer, learn_rate = build_optimizer(nlp, tcfg["optimizer"])
     opt_cfg = tcfg["optimizer"]
     averages = ParameterAverages(nlp) if opt_cfg.get("use_averages") else None
@@ -132,16 +138,23 @@ def run_worker(
     dev_docs = _dev_docs(config, env)
 
     output_dir = Path(tcfg["output_dir"])
-    state = {"step": 0, "best_score": None, "best_step": 0}
+    state: dict[str, Any] = {"step": 0, "best_score": None, "best_step": 0}
+    if coordinator is None and int(tcfg.get("checkpoints_to_keep", 0) or 0) > 0:
+        coordinator = FileCoordinator(output_dir / "checkpoints", keep=int(tcfg["checkpoints_to_keep"]), resume=bool(tcfg.get("resume", False)))
+    resumed = False
     if coordinator is not None:
         restored = coordinator.restore(nlp=nlp, optimizer=optimizer, averages=averages, stream=stream)
         if restored:
-            state.update(restored)
+            state.update({k: restored[k] for k in ("step", "best_score", "best_step") if k in restored})
+            resumed = True
     if env.is_rank_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.json").write_text(json.dumps(config, indent=2))
     logger = TrainingLogger(nlp.pipe_names, [k for k in weights], output_dir / "metrics.jsonl", enabled=env.is_rank_zero)
     logger.print(f"pipeline: {', '.join(nlp.pipe_names)} | device: {device} | replicas: {env.world_size} | parameters: {sum(p.numel() for p in nlp.parameters()):,}")
+    if resumed:
+        logger.print(f"resumed from the checkpoint of step {state['step']}")
+    fail_at = (config.get("distributed") or {}).get("fail_at_step")
 
     max_steps = int(tcfg.get("max_steps", 0) or 0)
     max_epochs = int(tcfg.get("max_epochs", 0) or 0)
@@ -163,9 +176,12 @@ def run_worker(
     while True:
         if max_steps and step >= max_steps:
             break
-        if max_epochs and stream.epoch >= max_epochs:
+        if max_epochs and _all_agree(reducer, stream.epoch >= max_epochs):
             stop_reason = "max_epochs"
             break
+        if fail_at and step == int(fail_at) and not resumed and env.rank == env.world_size - 1:
+            # Testing aid (distributed.fail_at_step): this replica dies as a crashed worker would.
+            os._exit(1)
         docs = next(batches)
         subs = [nlp.featurize(chunk).to(device) for chunk in _split(docs, accumulate)]
         set_learn_rate(optimizer, learn_rate(step))
@@ -207,7 +223,7 @@ def run_worker(
                     _save(nlp, averages, output_dir / "model-best", {"step": step, "score": score, "scores": scores})
             state["step"] = step
             if coordinator is not None:
-                coordinator.checkpoint(step=step, nlp=nlp, optimizer=optimizer, averages=averages, stream=stream, state=state)
+                coordinator.checkpoint(step=step, nlp=nlp, optimizer=optimizer, averages=averages, stream=stream, state=state, metrics={"step": step, "score": score, "epoch": stream.epoch, "losses": dict(loss_totals)})
             loss_totals = {name: 0.0 for name in nlp.pipe_names}
             words_since_eval = 0
             t_since_eval = time.perf_counter()
@@ -270,6 +286,12 @@ def _save(nlp: Pipeline, averages: ParameterAverages | None, path: Path, meta: M
     finally:
         if averages is not None:
             averages.swap()
+
+
+def _all_agree(reducer: Reducer, flag: bool) -> bool:
+    """Ranks stop together: True only when every rank says so (no collective can hang)."""
+    agree = getattr(reducer, "agree_all", None)
+    return agree(flag) if agree is not None else flag
 
 
 def _sum_words(reducer: Reducer, words: int) -> float:

@@ -1,0 +1,99 @@
+"""The driver side of `distnlp train distributed=ray`: connect to (or start) Ray and run a
+TorchTrainer with one worker per GPU, or N CPU workers with gloo."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from ..errors import DistnlpError
+from .worker import train_loop_per_worker
+
+log = logging.getLogger(__name__)
+
+PATH_KEYS = (("corpus", "train"), ("corpus", "dev"), ("corpus", "raw_text"), ("training", "output_dir"), ("initialize", "init_tok2vec"))
+
+
+def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """Workers may run in another directory: local paths become absolute; URIs stay as they are."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for section, key in PATH_KEYS:
+        value = (out.get(section) or {}).get(key)
+        if isinstance(value, str) and value and "://" not in value:
+            out[section][key] = str(Path(value).resolve())
+    vec = (out.get("initialize") or {}).get("vectors")
+    if isinstance(vec, str) and vec and "://" not in vec:
+        out["initialize"]["vectors"] = str(Path(vec).resolve())
+    return out
+
+
+def connect(dist_cfg: dict[str, Any]) -> None:
+    if ray.is_initialized():
+        return
+    address = dist_cfg.get("address") or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        # A private local Ray for this run; bound to loopback unless the user says otherwise.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray.init(num_cpus=dist_cfg.get("num_cpus"), include_dashboard=False, log_to_driver=True)
+
+
+def use_gpu(dist_cfg: dict[str, Any]) -> bool:
+    setting = dist_cfg.get("use_gpu", "auto")
+    if setting == "auto":
+        return ray.cluster_resources().get("GPU", 0) >= 1
+    return bool(setting)
+
+
+def train_on_ray(config: dict[str, Any]) -> dict[str, Any]:
+    dist_cfg = dict(config.get("distributed") or {})
+    config = absolute_paths(config)
+    connect(dist_cfg)
+    gpu = use_gpu(dist_cfg)
+    num_workers = int(dist_cfg.get("num_workers", 1))
+    resources = dict(dist_cfg.get("resources_per_worker") or {"CPU": 1})
+    if gpu:
+        resources.setdefault("GPU", 1)
+    output_dir = Path(config["training"]["output_dir"])
+    storage = dist_cfg.get("storage_path") or str(output_dir / "ray")
+    code = config.get("code")
+    loop_config = {
+        "config": config,
+        "use_gpu": gpu,
+        "cpus_per_worker": max(1, int(resources.get("CPU", 1))),
+        "code_source": Path(code).read_text() if code else None,
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        torch_config=TorchConfig(timeout_s=int(dist_cfg.get("timeout_s", 600))),
+        scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=gpu, resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=str(dist_cfg.get("run_name", "distnlp")),
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=int(dist_cfg.get("max_failures", 1))),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=int(config["training"].get("checkpoints_to_keep", 3) or 3)),
+        ),
+    )
+    log.info("training on Ray: %d %s worker(s), storage %s/%s", num_workers, "GPU" if gpu else "CPU", storage, dist_cfg.get("run_name", "distnlp"))
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps worker errors; show the user the cause, not Ray's stack
+        raise DistnlpError(f"distributed training failed: {_root_cause(exc)}") from exc
+    metrics = dict(result.metrics or {})
+    print(f"ray: finished; last committed checkpoint {result.checkpoint.path if result.checkpoint else None}; metrics {metrics}")
+    return {"metrics": metrics, "checkpoint": result.checkpoint.path if result.checkpoint else None, "output_dir": str(output_dir)}
+
+
+def _root_cause(exc: BaseException) -> str:
+    seen = exc
+    while seen.__cause__ is not None:
+        seen = seen.__cause__
+    text = str(seen).strip().splitlines()
+    return text[-1] if text else type(seen).__name__
