@@ -61,13 +61,16 @@ def train_on_ray(config: dict[str, Any]) -> dict[str, Any]:
     if gpu:
         resources.setdefault("GPU", 1)
     output_dir = Path(config["training"]["output_dir"])
-    storage = dist_cfg.get("storage_path") or str(output_dir / "ray")
+    storage = str(dist_cfg.get("storage_path") or (output_dir / "ray"))
+    if "://" not in storage:
+        storage = str(Path(storage).resolve())
     code = config.get("code")
     loop_config = {
         "config": config,
         "use_gpu": gpu,
         "cpus_per_worker": max(1, int(resources.get("CPU", 1))),
         "code_source": Path(code).read_text() if code else None,
+        "run_dir": f"{storage}/{dist_cfg.get('run_name', 'distnlp')}",
     }
     trainer = TorchTrainer(
         train_loop_per_worker,

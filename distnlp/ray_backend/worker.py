@@ -43,7 +43,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             return LocalReducer()
         return GradAllReducer(list(nlp.named_parameters()), device=device, bucket_mb=bucket_mb)
 
-    run_worker(config, env, make_reducer=make_reducer, coordinator=RayCoordinator(rank=rank, world_size=world_size, gather=gather))
+    run_worker(config, env, make_reducer=make_reducer, coordinator=RayCoordinator(rank=rank, world_size=world_size, gather=gather, run_dir=loop_config.get("run_dir")))
 
 
 def _import_user_code(config: dict[str, Any], source: str | None) -> dict[str, Any]:

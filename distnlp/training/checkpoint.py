@@ -80,17 +80,30 @@ def restore_rank_state(state: Mapping[str, Any], stream: Any) -> None:
 
 
 def write_manifest(root: Path, info: Mapping[str, Any]) -> None:
-    (root / MANIFEST).write_text(json.dumps(dict(info), indent=2))
+    """Written last; lists every file with its size so a partial copy is never taken as whole."""
+    files = {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    (root / MANIFEST).write_text(json.dumps({**dict(info), "files": files}, indent=2))
 
 
 def is_complete(root: Path) -> bool:
-    return (root / MANIFEST).exists()
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        return False
+    try:
+        files = json.loads(manifest.read_text()).get("files", {})
+    except (OSError, json.JSONDecodeError):
+        return False
+    return all((root / name).is_file() and (root / name).stat().st_size == size for name, size in files.items())
+
+
+def manifest_step(root: Path) -> int:
+    return int(json.loads((root / MANIFEST).read_text())["step"])
 
 
 def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimizer, averages: Any, stream: Any, world_size: int) -> dict[str, Any]:
     """Restore everything saved by save_shared + save_rank; returns the loop state."""
     if not is_complete(root):
-        raise CheckpointError(f"{root}: incomplete checkpoint (no {MANIFEST}); it was never committed, resume from an earlier one")
+        raise CheckpointError(f"{root}: incomplete checkpoint (no {MANIFEST}, or files missing or truncated); it was never committed: delete it to resume from an earlier one")
     manifest = json.loads((root / MANIFEST).read_text())
     if int(manifest.get("world_size", world_size)) != world_size:
         raise CheckpointError(

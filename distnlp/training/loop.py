@@ -26,6 +26,7 @@ from ..pipeline.pipeline import Pipeline
 from ..scoring import combine_score
 from .coordinator import FileCoordinator
 from .env import WorkerEnv
+from .batches import ResumableBatches
 from .labels import pipeline_labels
 from .logger import TrainingLogger
 from .optim import ParameterAverages, build_optimizer, set_learn_rate
@@ -87,10 +88,6 @@ def _corpus_path(config: Mapping[str, Any], split: str) -> str:
     return str(path)
 
 
-def batches_of(stream: Iterator[Doc], batcher: Any) -> Iterator[list[Doc]]:
-    yield from batcher(stream)
-
-
 def run_worker(
     config: Mapping[str, Any],
     env: WorkerEnv | None = None,
@@ -135,6 +132,7 @@ def run_worker(
         max_length=int(corpus.get("max_length", 0) or 0),
     )
     batcher = registry.resolve(tcfg["batcher"], "training.batcher")
+    batches = ResumableBatches(stream, batcher)
     dev_docs = _dev_docs(config, env)
 
     output_dir = Path(tcfg["output_dir"])
@@ -143,7 +141,7 @@ def run_worker(
         coordinator = FileCoordinator(output_dir / "checkpoints", keep=int(tcfg["checkpoints_to_keep"]), resume=bool(tcfg.get("resume", False)))
     resumed = False
     if coordinator is not None:
-        restored = coordinator.restore(nlp=nlp, optimizer=optimizer, averages=averages, stream=stream)
+        restored = coordinator.restore(nlp=nlp, optimizer=optimizer, averages=averages, stream=batches)
         if restored:
             state.update({k: restored[k] for k in ("step", "best_score", "best_step") if k in restored})
             resumed = True
@@ -172,11 +170,10 @@ def run_worker(
     step = int(state["step"])
     progress = _progress(env, eval_frequency)
     stop_reason = "max_steps"
-    batches = batches_of(iter(stream), batcher)
     while True:
         if max_steps and step >= max_steps:
             break
-        if max_epochs and _all_agree(reducer, stream.epoch >= max_epochs):
+        if max_epochs and _all_agree(reducer, batches.epoch >= max_epochs):
             stop_reason = "max_epochs"
             break
         if fail_at and step == int(fail_at) and not resumed and env.rank == env.world_size - 1:
@@ -195,7 +192,7 @@ def run_worker(
         if progress is not None:
             progress.update(1)
         if step % log_every == 0:
-            logger.write_json({"event": "step", "step": step, "epoch": stream.epoch, "losses": result.losses, "lr": learn_rate(step - 1), "words": result.words, "grad_norm": result.grad_norm})
+            logger.write_json({"event": "step", "step": step, "epoch": batches.epoch, "losses": result.losses, "lr": learn_rate(step - 1), "words": result.words, "grad_norm": result.grad_norm})
         last = bool(max_steps) and step >= max_steps
         if step % eval_frequency == 0 or last:
             if progress is not None:
@@ -208,7 +205,7 @@ def run_worker(
             if is_best:
                 state["best_score"], state["best_step"] = score, step
             info = {
-                "epoch": stream.epoch,
+                "epoch": batches.epoch,
                 "step": step,
                 "losses": dict(loss_totals),
                 "scores": {k: v for k, v in scores.items() if k in weights},
@@ -223,7 +220,8 @@ def run_worker(
                     _save(nlp, averages, output_dir / "model-best", {"step": step, "score": score, "scores": scores})
             state["step"] = step
             if coordinator is not None:
-                coordinator.checkpoint(step=step, nlp=nlp, optimizer=optimizer, averages=averages, stream=stream, state=state, metrics={"step": step, "score": score, "epoch": stream.epoch, "losses": dict(loss_totals)})
+                coordinator.checkpoint(step=step, nlp=nlp, optimizer=optimizer, averages=averages, stream=batches, state=state, metrics={"step": step, "score": score, "epoch": batches.epoch})
+                batches.restart()
             loss_totals = {name: 0.0 for name in nlp.pipe_names}
             words_since_eval = 0
             t_since_eval = time.perf_counter()

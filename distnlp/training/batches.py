@@ -1,0 +1,84 @@
+"""Batches that resume exactly, whatever the batcher.
+
+A batcher (batch_by_words, a user's) holds docs it has read but not yet emitted (its batch and
+overflow buffers), so the stream's cursor alone would skip them on resume. This wrapper tags
+each doc with the stream cursor it was read at. Its state is the cursor of the earliest doc
+still pending plus the cursors of docs after it that were already emitted. At every checkpoint
+the batcher session restarts from that state — in an uninterrupted run too — so a resumed run
+sees exactly the batches the uninterrupted one sees.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..data.doc import Doc
+
+Cursor = tuple[int, int]
+
+_TAG = "_distnlp_cursor"
+
+
+class ResumableBatches:
+    def __init__(self, stream: Any, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]]) -> None:
+        self.stream = stream
+        self.batcher = batcher
+        self._skip: set[Cursor] = set()
+        self._start()
+
+    @property
+    def epoch(self) -> int:
+        return int(self.stream.epoch)
+
+    def _tagged(self) -> Iterator[Doc]:
+        before = self.stream.state_dict()
+        for doc in self.stream:
+            cursor = (int(before["epoch"]), int(before["position"]))
+            before = self.stream.state_dict()
+            if cursor in self._skip:
+                continue  # emitted before the last checkpoint, re-read because an earlier doc was pending
+            doc.user_data[_TAG] = cursor
+            self._pending[cursor] = None
+            yield doc
+
+    def _start(self) -> None:
+        self._pending: dict[Cursor, None] = {}  # insertion-ordered: read order
+        self._emitted_after: set[Cursor] = set()
+        self._num_batches = 0
+        self._iter = iter(self.batcher(self._tagged()))
+
+    def __iter__(self) -> Iterator[list[Doc]]:
+        return self
+
+    def __next__(self) -> list[Doc]:
+        batch = next(self._iter)
+        for doc in batch:
+            cursor = doc.user_data.get(_TAG)
+            if cursor is not None:
+                self._pending.pop(cursor, None)
+                self._emitted_after.add(cursor)
+        self._num_batches += 1
+        if self._num_batches % 1024 == 0:
+            # Only cursors after the earliest pending doc matter; keep the set small.
+            first = next(iter(self._pending), None)
+            self._emitted_after = {c for c in self._emitted_after if first is not None and c > first}
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        stream_state = dict(self.stream.state_dict())
+        if self._pending:
+            first = next(iter(self._pending))
+            stream_state.update(epoch=first[0], position=first[1])
+            emitted = sorted(c for c in self._emitted_after | self._skip if c > first)
+        else:
+            emitted = []
+        return {"stream": stream_state, "skip": [list(c) for c in emitted]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state["stream"])
+        self._skip = {(int(e), int(p)) for e, p in state.get("skip", [])}
+        self._start()
+
+    def restart(self) -> None:
+        """Re-read from the earliest pending doc with a fresh batcher (called at checkpoints)."""
+        self.load_state_dict(self.state_dict())
