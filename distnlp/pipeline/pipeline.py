@@ -189,6 +189,8 @@ class Pipeline(nn.Module):
             with torch.inference_mode():
                 batch = self.featurize(docs, with_targets=False).to(self.device)
                 scores = self.forward_scores(batch)
+                if self.encoder is not None and hasattr(self.encoder, "annotate"):
+                    self.encoder.annotate(docs, batch.shared)  # doc.trf_data, per the annotation setter
                 for name, comp in self.components.items():
                     comp.set_annotations(docs, scores[name], batch.lengths)
                 self._set_tensors(docs, batch.lengths)
@@ -315,10 +317,20 @@ class Pipeline(nn.Module):
 
 
 def _with_saved_extras(config: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Point a saved transformer at the copy inside the model directory (no network on load)."""
+    """Point saved transformers at the copy inside the model directory (no network on load).
+
+    Independent components' private transformers point there too: their weights come from the
+    state dict anyway, the folder only supplies the architecture config and tokenizer.
+    """
+    if not (path / "transformer").exists():
+        return config
+    config = json.loads(json.dumps(config))
+    local = str(path / "transformer")
     enc = config.get("encoder")
-    if isinstance(enc, dict) and (path / "transformer").exists():
-        enc = json.loads(json.dumps(enc))
-        enc["model"]["name"] = str(path / "transformer")
-        config = {**config, "encoder": enc}
+    if isinstance(enc, dict) and isinstance(enc.get("model"), dict) and "name" in enc["model"]:
+        enc["model"]["name"] = local
+    for comp in (config.get("components") or {}).values():
+        embed = comp.get("embed") if isinstance(comp, dict) else None
+        if isinstance(embed, dict) and embed.get(registry.USE_KEY) == "distnlp.Transformer.v1":
+            embed["name"] = local
     return config
