@@ -1,0 +1,87 @@
+"""End to end as a user runs it: `ray start --head` on loopback, `cluster/submit.sh` (ray job
+submit -- distnlp train ...), `ray job logs`, the saved model loads, `ray stop`; and
+`launch/local.sh`, which starts and stops its own local Ray."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["encoder.width=32", "training.max_steps=6", "training.eval_frequency=3", "training.max_eval_docs=3", "distributed.num_workers=2", "distributed.use_gpu=false"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    return env
+
+
+@pytest.fixture
+def ray_cli() -> str:
+    exe = shutil.which("ray", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("ray CLI not installed")
+    return exe
+
+
+def test_job_submit_end_to_end(tmp_path: Path, ray_cli: str) -> None:
+    env = _env()
+    gcs, dash = _free_port(), _free_port()
+    start = subprocess.run(
+        [ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=4",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert start.returncode == 0, start.stderr
+    try:
+        env["RAY_ADDRESS"] = f"http://127.0.0.1:{dash}"
+        env["DISTNLP_SUBMIT_FLAGS"] = "--submission-id distnlp-e2e"
+        out = tmp_path / "run"
+        submit = subprocess.run(
+            ["bash", "cluster/submit.sh", *SMALL, f"training.output_dir={out}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
+        assert "succeeded" in (submit.stdout + submit.stderr).lower()
+        logs = subprocess.run([ray_cli, "job", "logs", "distnlp-e2e"], env=env, capture_output=True, text=True, timeout=120)
+        assert logs.returncode == 0, logs.stderr
+        assert re.search(r"stopped after 6 steps", logs.stdout), logs.stdout[-2000:]
+
+        import distnlp
+
+        nlp = distnlp.load(out / "model-best")
+        doc = nlp("Mary lives in Paris .")
+        assert len(doc) == 5 and all(t.tag_ for t in doc)
+    finally:
+        subprocess.run([ray_cli, "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_launch_local_script(tmp_path: Path, ray_cli: str) -> None:
+    env = _env()
+    env["DISTNLP_RAY_PORT"] = str(_free_port())
+    out = tmp_path / "local"
+    run = subprocess.run(
+        ["bash", "launch/local.sh", *SMALL, f"training.output_dir={out}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (out / "model-best" / "model.safetensors").exists()
+    status = subprocess.run([ray_cli, "status", "--address", f"127.0.0.1:{env['DISTNLP_RAY_PORT']}"], env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode != 0  # the Ray it started was stopped again
