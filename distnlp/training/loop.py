@@ -179,8 +179,10 @@ def run_worker(
         if fail_at and step == int(fail_at) and not resumed and env.rank == env.world_size - 1:
             # Testing aid (distributed.fail_at_step): this replica dies as a crashed worker would.
             os._exit(1)
+        t_batch = time.perf_counter()
         docs = next(batches)
         subs = [nlp.featurize(chunk).to(device) for chunk in _split(docs, accumulate)]
+        t_featurized = time.perf_counter()
         set_learn_rate(optimizer, learn_rate(step))
         result = train_step(nlp, subs, step=step, optimizer=optimizer, grad_clip=grad_clip, reducer=reducer)
         if averages is not None:
@@ -192,7 +194,8 @@ def run_worker(
         if progress is not None:
             progress.update(1)
         if step % log_every == 0:
-            logger.write_json({"event": "step", "step": step, "epoch": batches.epoch, "losses": result.losses, "lr": learn_rate(step - 1), "words": result.words, "grad_norm": result.grad_norm})
+            timing = {"data": t_featurized - t_batch, "compute": result.time_compute, "reduce": result.time_reduce, "update": result.time_update}
+            logger.write_json({"event": "step", "step": step, "epoch": batches.epoch, "losses": result.losses, "lr": learn_rate(step - 1), "words": result.words, "grad_norm": result.grad_norm, "time": timing})
         last = bool(max_steps) and step >= max_steps
         if step % eval_frequency == 0 or last:
             if progress is not None:

@@ -8,6 +8,7 @@ batch (DESIGN.md decision 3). The counts are reduced before the backward pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,6 +40,10 @@ class StepResult:
     counts: dict[str, int] = field(default_factory=dict)  # global labelled items per component
     words: int = 0  # local words in this step
     grad_norm: float = 0.0
+    # Where this step's wall time went, in seconds (for the scaling benchmark).
+    time_compute: float = 0.0  # counts reduce + forward + backward of every sub-batch
+    time_reduce: float = 0.0  # waiting for the gradient all-reduce after the last backward
+    time_update: float = 0.0  # clipping + optimizer step
 
 
 def train_step(
@@ -51,6 +56,7 @@ def train_step(
     reducer: Reducer | None = None,
 ) -> StepResult:
     reducer = reducer or LocalReducer()
+    t0 = time.perf_counter()
     names = nlp.pipe_names
     # Global labelled-item counts per head, known before any backward pass.
     local = torch.zeros(len(names), dtype=torch.float64)
@@ -77,16 +83,22 @@ def train_step(
             total.backward()
         words += batch.num_words
     params = [p for p in nlp.parameters() if p.requires_grad]
+    t1 = time.perf_counter()
     reducer.sum_grads(params)
+    t2 = time.perf_counter()
     grad_norm = 0.0
     if grad_clip and grad_clip > 0:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
     optimizer.step()
+    t3 = time.perf_counter()
     return StepResult(
         losses={name: loss_sums[name] for name in names},
         counts={name: int(global_counts[i]) for i, name in enumerate(names)},
         words=words,
         grad_norm=grad_norm,
+        time_compute=t1 - t0,
+        time_reduce=t2 - t1,
+        time_update=t3 - t2,
     )
 
 

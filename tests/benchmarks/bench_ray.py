@@ -1,0 +1,130 @@
+"""Ray benchmarks (issue 5), run on purpose, not in CI.
+
+  scaling:  2 Ray workers vs 1 on the same GLOBAL batch (each of 2 workers gets half the words),
+            words/s ratio and where a step's time goes (data, compute, all-reduce wait, update).
+  overhead: Ray with 1 worker vs plain single-process training on the same config.
+
+    python tests/benchmarks/bench_ray.py --mode scaling --steps 300            # CPU, CNN pipeline
+    python tests/benchmarks/bench_ray.py --mode overhead --preset bert-base --device cuda --steps 300
+
+Words/s come from the training loop's own eval records (summed over ranks, training time only);
+the first interval (warm-up) is dropped. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+PRESETS = {
+    "cnn": [],
+    # BERT-base shape (12 x 768, random init from a config: no download), tiny-bert's tokenizer.
+    "bert-base": [
+        "encoder=tiny_transformer",
+        "+encoder.model.transformer_config={hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, max_position_embeddings: 512}",
+        "encoder.model.max_batch_items=16384",
+    ],
+}
+
+
+def _config(out: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
+    from distnlp.cli.compose import compose_config
+    from distnlp.config import validate_config
+
+    overrides = [
+        f"corpus.train={args.corpus}", f"corpus.dev={args.dev or args.corpus}", f"training.output_dir={out}",
+        f"training.max_steps={args.steps}", f"training.eval_frequency={args.eval_every}", "training.max_eval_docs=2",
+        "training.checkpoints_to_keep=0", "training.dropout=0.1", *PRESETS[args.preset], *extra,
+    ]
+    config = compose_config(overrides)
+    validate_config(config)
+    return config
+
+
+def _rates(out: Path) -> dict[str, Any]:
+    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["words_per_second"] for r in records if r["event"] == "eval"][1:]
+    steps = [r for r in records if r["event"] == "step" and "time" in r][5:]
+    mean = lambda key: statistics.mean(s["time"][key] for s in steps) if steps else 0.0  # noqa: E731
+    return {
+        "words_per_second": statistics.mean(evals) if evals else 0.0,
+        "step_time_s": {k: round(mean(k), 5) for k in ("data", "compute", "reduce", "update")},
+    }
+
+
+def run_single(args: argparse.Namespace, batch: int) -> dict[str, Any]:
+    from distnlp.training.env import WorkerEnv
+    from distnlp.training.loop import run_worker
+
+    out = Path(tempfile.mkdtemp(prefix="bench-single-"))
+    config = _config(out, args, [f"training.batcher.size={batch}", f"distributed.num_threads={args.threads}"])
+    device = "cuda" if args.device == "cuda" else "cpu"
+    start = time.perf_counter()
+    run_worker(config, WorkerEnv(device=device))
+    return {"wall_s": time.perf_counter() - start, **_rates(out)}
+
+
+def run_ray(args: argparse.Namespace, workers: int, batch: int) -> dict[str, Any]:
+    from distnlp.ray_backend.driver import train_on_ray
+
+    out = Path(tempfile.mkdtemp(prefix=f"bench-ray{workers}-"))
+    config = _config(out, args, [
+        "distributed=ray", f"distributed.num_workers={workers}", f"distributed.use_gpu={str(args.device == 'cuda').lower()}",
+        f"training.batcher.size={batch}", f"distributed.num_threads={args.threads}",
+    ])
+    start = time.perf_counter()
+    train_on_ray(config)
+    return {"wall_s": time.perf_counter() - start, **_rates(out)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["scaling", "overhead"], required=True)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cnn")
+    parser.add_argument("--corpus", default=str(ROOT / "corpus" / "ewt-train") if (ROOT / "corpus" / "ewt-train").exists() else str(ROOT / "distnlp" / "demo_data" / "train"))
+    parser.add_argument("--dev", default=None)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=2000, help="global words per step")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+    import ray
+    import torch
+
+    ray.init(num_cpus=max(4, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
+    result: dict[str, Any] = {
+        "mode": args.mode, "preset": args.preset, "device": args.device, "steps": args.steps, "global_batch_words": args.batch,
+        "threads_per_process": args.threads, "corpus": args.corpus, "torch": torch.__version__, "ray": ray.__version__,
+        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if args.device == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(0)
+    if args.mode == "scaling":
+        one = run_ray(args, 1, args.batch)
+        two = run_ray(args, 2, args.batch // 2)
+        result.update(one_worker=one, two_workers=two, ratio=two["words_per_second"] / max(one["words_per_second"], 1e-9))
+    else:
+        single = run_single(args, args.batch)
+        ray1 = run_ray(args, 1, args.batch)
+        result.update(single_process=single, ray_one_worker=ray1, ray_over_single=ray1["words_per_second"] / max(single["words_per_second"], 1e-9))
+    result["loadavg_end"] = os.getloadavg()
+    ray.shutdown()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
