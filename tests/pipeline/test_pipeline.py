@@ -227,3 +227,34 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
 
     with pytest.raises(CheckpointError, match="not a saved distnlp pipeline"):
         distnlp.load(tmp_path)
+
+
+def test_senter_and_multilabel_textcat_components(make_config, tiny_corpus: Path, tmp_path: Path) -> None:
+    rows = [
+        '{"text": "Great food and friendly staff.", "cats": {"FOOD": 1.0, "SERVICE": 1.0}}',
+        '{"text": "The soup was cold.", "cats": {"FOOD": 1.0, "SERVICE": 0.0}}',
+        '{"text": "Nobody answered the phone.", "cats": {"FOOD": 0.0, "SERVICE": 1.0}}',
+        '{"text": "Lovely pasta.", "cats": {"FOOD": 1.0, "SERVICE": 0.0}}',
+    ]
+    (tmp_path / "cats.jsonl").write_text("\n".join(rows) + "\n")
+    out = subprocess.run([sys.executable, "-m", "distnlp.cli.main", "convert", str(tmp_path / "cats.jsonl"), str(tmp_path / "cats")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    multilabel = "{factory: textcat_multilabel, listen: encoder, grad_factor: 1.0, model: {_use_: distnlp.TextcatMultilabelHead.v1}, score_weights: {cats_score: 1.0}}"
+    config = make_config("nlp.pipeline=[textcat]", "~components.textcat", f"+components.textcat={multilabel}", "encoder.width=32", "training.max_steps=40",
+                         "training.eval_frequency=20", "training.optimizer.learn_rate=0.01", train=tmp_path / "cats")
+    result = run_worker(config)
+    nlp = distnlp.load(Path(result["output_dir"]) / "model-last")
+    doc = nlp("Great food.")
+    assert set(doc.cats) == {"FOOD", "SERVICE"} and 0.0 <= doc.cats["FOOD"] <= 1.0
+    assert nlp.evaluate(list(read_docs(tmp_path / "cats")))["cats_macro_auc"] > 0.9
+
+    senter = "{factory: senter, listen: encoder, grad_factor: 1.0, model: {_use_: distnlp.TaggerHead.v1}, score_weights: {sents_f: 1.0}}"
+    config = make_config("nlp.pipeline=[tagger,senter]", f"+components.senter={senter}", "encoder.width=32", "training.max_steps=60",
+                         "training.eval_frequency=30", "training.optimizer.learn_rate=0.01", "training.batcher.size=2000", train=tiny_corpus)
+    result = run_worker(config)
+    nlp = distnlp.load(Path(result["output_dir"]) / "model-last")
+    assert nlp.pipe_names == ["tagger", "senter"]
+    scores = nlp.evaluate(list(read_docs(tiny_corpus)))
+    assert scores["sents_f"] > 0.9, scores
+    doc = nlp("This is one. This is two.")
+    assert doc.sent_starts[0] is True
