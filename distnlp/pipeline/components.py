@@ -128,7 +128,9 @@ class MorphologizerComponent(TokenLabelComponent):
         return [join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)]
 
     def write(self, doc: Doc, values: list[str]) -> None:
-        pairs = [split_morph(v) for v in values]
+        if not hasattr(self, "_split"):
+            self._split = {label: split_morph(label) for label in self.labels}  # once per label, not per token
+        pairs = [self._split[v] for v in values]
         doc.pos = [p for p, _ in pairs]
         doc.morphs = [m for _, m in pairs]
 
