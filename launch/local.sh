@@ -16,6 +16,8 @@ ADDRESS="127.0.0.1:${PORT}"
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 # Token auth protects clusters reachable from the network; a loopback-only Ray needs none.
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
+# Idle OpenMP threads sleep instead of spinning (spinning collapses CPU throughput under load).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 num_gpus=0
 if command -v nvidia-smi >/dev/null 2>&1; then
