@@ -36,6 +36,7 @@ OPTIMIZER = {
     "weight_decay": NUMBER,
     "grad_clip": NUMBER,
     "use_averages": bool,
+    "encoder_lr_factor": NUMBER,
 }
 
 TRAINING = {

@@ -13,22 +13,44 @@ from ..schedules import Schedule, as_schedule
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> tuple[torch.optim.Optimizer, Schedule]:
+    """Adam/AdamW over every trainable parameter. Embedding layers (the shared encoder and any
+    private embeddings) may train at `encoder_lr_factor` x the schedule's rate: a transformer
+    usually wants a smaller rate than the freshly initialised heads."""
     lr = as_schedule(registry.resolve(cfg["learn_rate"], "training.optimizer.learn_rate"), "training.optimizer.learn_rate")
-    params = [p for p in model.parameters() if p.requires_grad]
+    factor = float(cfg.get("encoder_lr_factor", 1.0))
+    embedding_ids = {id(p) for module in _embedding_modules(model) for p in module.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in embedding_ids], "lr_factor": 1.0},
+        {"params": [p for p in trainable if id(p) in embedding_ids], "lr_factor": factor},
+    ]
+    groups = [g for g in groups if g["params"]]
     algo = str(cfg.get("algorithm", "adamw")).lower()
     kwargs = dict(lr=lr(0), betas=(float(cfg["beta1"]), float(cfg["beta2"])), eps=float(cfg["eps"]))
     if algo == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(params, weight_decay=float(cfg["weight_decay"]), **kwargs)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, weight_decay=float(cfg["weight_decay"]), **kwargs)
     elif algo == "adam":
-        opt = torch.optim.Adam(params, weight_decay=float(cfg["weight_decay"]), **kwargs)
+        opt = torch.optim.Adam(groups, weight_decay=float(cfg["weight_decay"]), **kwargs)
     else:
         raise ConfigError("training.optimizer.algorithm", f"unknown algorithm {algo!r}", "use adamw or adam")
+    set_learn_rate(opt, lr(0))
     return opt, lr
+
+
+def _embedding_modules(model: nn.Module) -> list[nn.Module]:
+    out = []
+    if getattr(model, "encoder", None) is not None:
+        out.append(model.encoder)
+    for comp in getattr(model, "components", {}).values() if hasattr(model, "components") else []:
+        embed = getattr(comp, "embed", None)
+        if embed is not None:
+            out.append(embed)
+    return out
 
 
 def set_learn_rate(optimizer: torch.optim.Optimizer, value: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = value
+        group["lr"] = value * float(group.get("lr_factor", 1.0))
 
 
 class ParameterAverages:
