@@ -37,6 +37,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_evaluate)
 
 
+def add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
+    from .pretrain import add_parser
+
+    add_parser(sub)
+
+
 def load_config(overrides: list[str]) -> dict[str, Any]:
     from ..config import validate_config
     from .compose import compose_config

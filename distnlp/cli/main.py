@@ -5,6 +5,7 @@
     distnlp config show [overrides]      # the fully resolved config
     distnlp config validate [overrides]
     distnlp train [overrides]
+    distnlp pretrain [overrides]
     distnlp evaluate MODEL_DIR CORPUS_DIR [--output scores.json]
 """
 from __future__ import annotations
@@ -39,8 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_config_parser(sub)
     commands.add_train_parser(sub)
     commands.add_evaluate_parser(sub)
-    if hasattr(commands, "add_pretrain_parser"):
-        commands.add_pretrain_parser(sub)
+    commands.add_pretrain_parser(sub)
     return parser
 
 

@@ -96,6 +96,29 @@ FACTORY_KEYS: dict[str, dict[str, Any]] = {
     "textcat_multilabel": {},
 }
 
+PRETRAIN: dict[str, Any] = {
+    "objective": (str, dict),
+    "objectives": dict,
+    "component": str,
+    "layer": str,
+    "output_dir": str,
+    "max_epochs": int,
+    "max_steps": int,
+    "dropout": (int, float, type(None)),
+    "mask_prob": NUMBER,
+    "n_save_every": (int, type(None)),
+    "n_save_epoch": (int, type(None)),
+    "min_length": int,
+    "max_length": int,
+    "batcher": REF,
+    "optimizer": OPTIMIZER,
+    "vectors": (str, dict, type(None)),
+    "seed": int,
+    "log_every": int,
+    "checkpoints_to_keep": int,
+    "resume": bool,
+}
+
 TOP_LEVEL: dict[str, Any] = {
     "seed": int,
     "code": (str, type(None)),
@@ -106,5 +129,5 @@ TOP_LEVEL: dict[str, Any] = {
     "corpus": CORPUS,
     "training": TRAINING,
     "distributed": ANY,
-    "pretrain": ANY,
+    "pretrain": PRETRAIN,
 }

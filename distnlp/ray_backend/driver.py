@@ -26,9 +26,10 @@ def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
         value = (out.get(section) or {}).get(key)
         if isinstance(value, str) and value and "://" not in value:
             out[section][key] = str(Path(value).resolve())
-    vec = (out.get("initialize") or {}).get("vectors")
-    if isinstance(vec, str) and vec and "://" not in vec:
-        out["initialize"]["vectors"] = str(Path(vec).resolve())
+    for section, key in (("initialize", "vectors"), ("pretrain", "output_dir"), ("pretrain", "vectors")):
+        value = (out.get(section) or {}).get(key) if isinstance(out.get(section), dict) else None
+        if isinstance(value, str) and value and "://" not in value:
+            out[section][key] = str(Path(value).resolve())
     return out
 
 
@@ -51,22 +52,25 @@ def use_gpu(dist_cfg: dict[str, Any]) -> bool:
     return bool(setting)
 
 
-def train_on_ray(config: dict[str, Any]) -> dict[str, Any]:
+def train_on_ray(config: dict[str, Any], entry: str = "train") -> dict[str, Any]:
+    """Run `distnlp train` (entry="train") or `distnlp pretrain` (entry="pretrain") on Ray."""
     dist_cfg = dict(config.get("distributed") or {})
     config = absolute_paths(config)
+    section = "pretrain" if entry == "pretrain" else "training"
     connect(dist_cfg)
     gpu = use_gpu(dist_cfg)
     num_workers = int(dist_cfg.get("num_workers", 1))
     resources = dict(dist_cfg.get("resources_per_worker") or {"CPU": 1})
     if gpu:
         resources.setdefault("GPU", 1)
-    output_dir = Path(config["training"]["output_dir"])
+    output_dir = Path(config[section]["output_dir"])
     storage = str(dist_cfg.get("storage_path") or (output_dir / "ray"))
     if "://" not in storage:
         storage = str(Path(storage).resolve())
     code = config.get("code")
     loop_config = {
         "config": config,
+        "entry": entry,
         "use_gpu": gpu,
         "cpus_per_worker": max(1, int(resources.get("CPU", 1))),
         "code_source": Path(code).read_text() if code else None,
@@ -81,14 +85,14 @@ def train_on_ray(config: dict[str, Any]) -> dict[str, Any]:
             name=str(dist_cfg.get("run_name", "distnlp")),
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=int(dist_cfg.get("max_failures", 1))),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=int(config["training"].get("checkpoints_to_keep", 3) or 3)),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=int(config[section].get("checkpoints_to_keep", 3) or 3)),
         ),
     )
     log.info("training on Ray: %d %s worker(s), storage %s/%s", num_workers, "GPU" if gpu else "CPU", storage, dist_cfg.get("run_name", "distnlp"))
     try:
         result = trainer.fit()
     except Exception as exc:  # Ray wraps worker errors; show the user the cause, not Ray's stack
-        raise DistnlpError(f"distributed training failed: {_root_cause(exc)}") from exc
+        raise DistnlpError(f"distributed {entry} failed: {_root_cause(exc)}") from exc
     metrics = dict(result.metrics or {})
     print(f"ray: finished; last committed checkpoint {result.checkpoint.path if result.checkpoint else None}; metrics {metrics}")
     return {"metrics": metrics, "checkpoint": result.checkpoint.path if result.checkpoint else None, "output_dir": str(output_dir)}

@@ -1,4 +1,5 @@
-"""What each Ray Train worker runs: set up device, threads and collectives, then `run_worker`."""
+"""What each Ray Train worker runs: set up device, threads and collectives, then `run_worker`
+(or `run_pretrain_worker` for `distnlp pretrain`)."""
 from __future__ import annotations
 
 import os
@@ -43,7 +44,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             return LocalReducer()
         return GradAllReducer(list(nlp.named_parameters()), device=device, bucket_mb=bucket_mb)
 
-    run_worker(config, env, make_reducer=make_reducer, coordinator=RayCoordinator(rank=rank, world_size=world_size, gather=gather, run_dir=loop_config.get("run_dir")))
+    coordinator = RayCoordinator(rank=rank, world_size=world_size, gather=gather, run_dir=loop_config.get("run_dir"))
+    if loop_config.get("entry") == "pretrain":
+        from ..pretrain.loop import run_pretrain_worker
+
+        run_pretrain_worker(config, env, make_reducer=make_reducer, coordinator=coordinator)
+    else:
+        run_worker(config, env, make_reducer=make_reducer, coordinator=coordinator)
 
 
 def _import_user_code(config: dict[str, Any], source: str | None) -> dict[str, Any]:
