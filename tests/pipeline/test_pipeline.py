@@ -258,3 +258,24 @@ def test_senter_and_multilabel_textcat_components(make_config, tiny_corpus: Path
     assert scores["sents_f"] > 0.9, scores
     doc = nlp("This is one. This is two.")
     assert doc.sent_starts[0] is True
+
+
+def test_averages_patience_and_max_epochs(make_config, tiny_corpus: Path) -> None:
+    # Parameter averages: evaluation and saving use them, the live weights are restored after.
+    config = make_config("encoder.width=32", "training.optimizer.use_averages=true", "training.max_steps=12", "training.eval_frequency=6", train=tiny_corpus)
+    result = run_worker(config)
+    saved = distnlp.load(Path(result["output_dir"]) / "model-last").state_dict()
+    assert result["step"] == 12 and saved
+
+    # max_epochs stops on the epoch count, whatever max_steps says.
+    config = make_config("encoder.width=32", "training.max_steps=0", "training.max_epochs=3", "training.eval_frequency=1000",
+                         "training.batcher.size=100", "training.checkpoints_to_keep=0", train=tiny_corpus)
+    result = run_worker(config)
+    assert result["stop_reason"] == "max_epochs"
+    assert result["step"] >= 3
+
+    # patience: no better score for `patience` steps stops the run (lr 0 never improves).
+    config = make_config("encoder.width=32", "training.max_steps=100", "training.eval_frequency=2", "training.patience=4",
+                         "training.optimizer.learn_rate=0.0", train=tiny_corpus)
+    result = run_worker(config)
+    assert result["stop_reason"] == "patience" and result["step"] == 6 and result["best_step"] == 2
