@@ -20,7 +20,6 @@ class Component(nn.Module):
     """Base: a head plus the label inventory and the Doc <-> tensor conversions."""
 
     factory: ClassVar[str] = ""
-    score_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, head: nn.Module, labels: list[str], settings: Mapping[str, Any]) -> None:
         super().__init__()
@@ -69,14 +68,14 @@ class TokenLabelComponent(Component):
     """Predicts one label per token from a corpus column (tagger: tags, pos, ...)."""
 
     factory = "tagger"
-    score_keys = ("tag_acc",)
 
     @property
     def column(self) -> str:
         return str(self.settings.get("column", "tags"))
 
     def score_attrs(self) -> tuple[str, ...]:
-        return ({"tags": "tag", "pos": "pos", "morphs": "morph", "lemmas": "lemma"}.get(self.column, ""),) if self.column in ("tags", "pos", "morphs", "lemmas") else ()
+        attr = {"tags": "tag", "pos": "pos", "morphs": "morph", "lemmas": "lemma"}.get(self.column)
+        return (attr,) if attr else ()
 
     @classmethod
     def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
@@ -113,7 +112,6 @@ class MorphologizerComponent(TokenLabelComponent):
     """UPOS + morphological features as one label per token ("POS=NOUN|Number=Sing")."""
 
     factory = "morphologizer"
-    score_keys = ("pos_acc", "morph_acc")
 
     def score_attrs(self) -> tuple[str, ...]:
         return ("pos", "morph")
@@ -139,7 +137,6 @@ class SenterComponent(TokenLabelComponent):
     """Sentence starts as a two-label tagger; the first token of a doc always starts a sentence."""
 
     factory = "senter"
-    score_keys = ("sents_f",)
     first_label = "S"
 
     def score_attrs(self) -> tuple[str, ...]:
@@ -160,7 +157,6 @@ class NERComponent(Component):
     """Entities as BILUO tags, decoded under transition constraints so spans are well formed."""
 
     factory = "ner"
-    score_keys = ("ents_f",)
     attrs = ("ents",)
 
     @classmethod
@@ -182,7 +178,6 @@ class TextcatComponent(Component):
     """Document categories: exclusive classes (softmax) or independent labels (sigmoid)."""
 
     factory = "textcat"
-    score_keys = ("cats_score",)
     attrs = ("cats",)
 
     @classmethod

@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,9 @@ from ..data.stream import DocStream, read_docs
 from ..errors import ConfigError
 from ..pipeline.pipeline import Pipeline
 from ..scoring import combine_score
+from .batches import ResumableBatches
 from .coordinator import FileCoordinator
 from .env import WorkerEnv
-from .batches import ResumableBatches
 from .labels import pipeline_labels
 from .logger import TrainingLogger
 from .optim import ParameterAverages, build_optimizer, set_learn_rate
@@ -234,8 +234,6 @@ def run_worker(
                 break
     if progress is not None:
         progress.close()
-    if step % eval_frequency != 0 and not (max_steps and step >= max_steps):
-        pass  # stopped on max_epochs between evaluations: model-last is the last evaluated one
     logger.print(f"stopped after {step} steps ({stop_reason}); best score {100 * (state['best_score'] or 0):.2f} at step {state['best_step']}; saved to {output_dir}")
     logger.close()
     return {"step": step, "best_score": state["best_score"], "best_step": state["best_step"], "output_dir": str(output_dir), "stop_reason": stop_reason}
