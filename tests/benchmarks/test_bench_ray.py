@@ -19,6 +19,6 @@ def test_ray_overhead_benchmark_runs_tiny_on_cpu() -> None:
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout[run.stdout.index("{"):])
+    result = json.loads(run.stdout[run.stdout.rindex("\n{\n") + 1 :])  # the JSON report comes last
     assert result["single_process"]["words_per_second"] > 0 and result["ray_one_worker"]["words_per_second"] > 0
     assert set(result["single_process"]["step_time_s"]) == {"data", "compute", "reduce", "update"}
