@@ -72,22 +72,28 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(config["training"]["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(config))
-    backend = (config.get("distributed") or {}).get("backend", "single")
-    if backend == "ray":
+    return 0 if run_entry(config, "train") else 1
+
+
+def run_entry(config: dict[str, Any], entry: str) -> dict[str, Any]:
+    """Run training or pretraining where `distributed` says: this process, or Ray replicas."""
+    dist = config.get("distributed") or {}
+    if dist.get("backend", "single") == "ray":
         from ..ray_backend.driver import train_on_ray
 
-        result = train_on_ray(config)
-    else:
-        from ..pipeline.device import pick_device
-        from ..training.env import WorkerEnv
-        from ..training.loop import run_worker
+        return train_on_ray(config, entry=entry)
+    from ..pipeline.device import pick_device
+    from ..training.env import WorkerEnv
 
-        dist = config.get("distributed") or {}
-        device = dist.get("device", "auto")
-        if dist.get("use_gpu") is False:
-            device = "cpu"
-        result = run_worker(config, WorkerEnv(device=str(pick_device(device))))
-    return 0 if result else 1
+    device = "cpu" if dist.get("use_gpu") is False else dist.get("device", "auto")
+    env = WorkerEnv(device=str(pick_device(device)))
+    if entry == "pretrain":
+        from ..pretrain.loop import run_pretrain_worker
+
+        return run_pretrain_worker(config, env)
+    from ..training.loop import run_worker
+
+    return run_worker(config, env)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

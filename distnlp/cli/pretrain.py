@@ -48,21 +48,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(config["pretrain"]["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(config))
-    backend = (config.get("distributed") or {}).get("backend", "single")
-    if backend == "ray":
-        from ..ray_backend.driver import train_on_ray
+    from .commands import run_entry
 
-        result = train_on_ray(config, entry="pretrain")
-    else:
-        from ..pipeline.device import pick_device
-        from ..pretrain.loop import run_pretrain_worker
-        from ..training.env import WorkerEnv
-
-        dist = config.get("distributed") or {}
-        device = dist.get("device", "auto")
-        if dist.get("use_gpu") is False:
-            device = "cpu"
-        result = run_pretrain_worker(config, WorkerEnv(device=str(pick_device(device))))
+    result = run_entry(config, "pretrain")
     return 0 if result else 1
 
 
