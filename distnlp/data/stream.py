@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, CorpusError
 from ..registry import readers
+from .cursor import CursorStream
 from .doc import Doc
 from .schema import CORPUS_SCHEMA
 from .shards import REBUILD, CorpusInfo, Piece, epoch_pieces, open_corpus, row_order
@@ -183,7 +184,7 @@ def _table_to_docs(table: pa.Table, where: str, rows: Sequence[int] | None) -> l
 # --- the stream ----------------------------------------------------------------------------
 
 
-class DocStream:
+class DocStream(CursorStream):
     """This rank's disjoint, shuffled share of a corpus, epoch by epoch, with a resumable cursor.
 
     Epoch mode (`infinite=False`): each `iter()` yields the rest of the current epoch, then the
@@ -219,23 +220,6 @@ class DocStream:
         self._pieces_key: tuple[int, int] | None = None
         self._pieces: list[Piece] = []
 
-    # --- cursor ------------------------------------------------------------------------------
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.position = int(epoch), 0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "rank": self.rank,
-                "world_size": self.world_size, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("world_size", "seed"):
-            if key in state and int(state[key]) != getattr(self, key):
-                raise ConfigError(
-                    key, f"the saved data cursor was taken with {key}={state[key]}, this stream has {getattr(self, key)}",
-                    "resume with the same world size and seed, or restart the epoch with set_epoch()",
-                )
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
-
     # --- plan --------------------------------------------------------------------------------
     def pieces(self, epoch: int | None = None) -> list[Piece]:
         """This rank's pieces of an epoch (cached for the current one: it is O(row groups))."""
@@ -251,18 +235,6 @@ class DocStream:
         return sum(len(p) for p in self.pieces())
 
     # --- iteration ---------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Doc]:
-        while True:
-            fresh = self.position == 0
-            n = 0
-            for doc in self._rest_of_epoch():
-                n += 1
-                yield doc
-            if not self.infinite:
-                return
-            if fresh and n == 0:
-                return  # a whole epoch gave nothing (empty share, all filtered): never will
-
     def _rest_of_epoch(self) -> Iterator[Doc]:
         epoch, pieces = self.epoch, self.pieces()
         total = sum(len(p) for p in pieces)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.cursor import CursorStream
 from ..data.doc import Doc
 from ..data.tokenizer import Tokenizer
 from ..errors import ConfigError, CorpusError
@@ -43,7 +44,7 @@ def _text_files(path: Path) -> list[Path]:
     return [path]
 
 
-class TextStream:
+class TextStream(CursorStream):
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -93,22 +94,6 @@ class TextStream:
     def num_lines(self) -> int:
         return int(len(self._offsets))
 
-    # --- cursor ------------------------------------------------------------------------------
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.position = int(epoch), 0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "rank": self.rank, "world_size": self.world_size, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("world_size", "seed"):
-            if key in state and int(state[key]) != getattr(self, key):
-                raise ConfigError(
-                    key, f"the saved data cursor was taken with {key}={state[key]}, this stream has {getattr(self, key)}",
-                    "resume with the same world size and seed",
-                )
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
-
     def share(self, epoch: int | None = None) -> np.ndarray:
         """This rank's line numbers (global, across files) for an epoch, in reading order."""
         epoch = self.epoch if epoch is None else int(epoch)
@@ -126,18 +111,6 @@ class TextStream:
         return int(len(self.share()))
 
     # --- iteration ---------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Doc]:
-        while True:
-            fresh = self.position == 0
-            n = 0
-            for doc in self._rest_of_epoch():
-                n += 1
-                yield doc
-            if not self.infinite:
-                return
-            if fresh and n == 0:
-                return  # a whole epoch gave nothing: it never will
-
     def _rest_of_epoch(self) -> Iterator[Doc]:
         epoch, share = self.epoch, self.share()
         total = len(share)

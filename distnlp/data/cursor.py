@@ -1,0 +1,55 @@
+"""The resumable cursor shared by every per-rank stream (Parquet shards, raw text).
+
+A stream is a sequence of epochs; `position` counts rows of this rank's share already consumed
+in the current epoch. Subclasses supply `_rest_of_epoch()`, which yields the remaining docs and
+moves the cursor *before* handing each one out, so a checkpoint taken right after a doc never
+yields it again.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import ConfigError
+from .doc import Doc
+
+
+class CursorStream:
+    rank: int
+    world_size: int
+    seed: int
+    infinite: bool
+    epoch: int = 0
+    position: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.position = int(epoch), 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "rank": self.rank,
+                "world_size": self.world_size, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("world_size", "seed"):
+            if key in state and int(state[key]) != getattr(self, key):
+                raise ConfigError(
+                    key, f"the saved data cursor was taken with {key}={state[key]}, this stream has {getattr(self, key)}",
+                    "resume with the same world size and seed, or restart the epoch with set_epoch()",
+                )
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+    def __iter__(self) -> Iterator[Doc]:
+        """Epoch mode: the rest of the current epoch. Infinite mode: epoch after epoch."""
+        while True:
+            fresh = self.position == 0
+            n = 0
+            for doc in self._rest_of_epoch():
+                n += 1
+                yield doc
+            if not self.infinite:
+                return
+            if fresh and n == 0:
+                return  # a whole epoch gave nothing (empty share, all filtered): it never will
+
+    def _rest_of_epoch(self) -> Iterator[Doc]:
+        raise NotImplementedError
