@@ -264,8 +264,16 @@ def test_averages_patience_and_max_epochs(make_config, tiny_corpus: Path) -> Non
     # Parameter averages: evaluation and saving use them, the live weights are restored after.
     config = make_config("encoder.width=32", "training.optimizer.use_averages=true", "training.max_steps=12", "training.eval_frequency=6", train=tiny_corpus)
     result = run_worker(config)
-    saved = distnlp.load(Path(result["output_dir"]) / "model-last").state_dict()
-    assert result["step"] == 12 and saved
+    out = Path(result["output_dir"])
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out / "model-last" / "model.safetensors"))
+    averages = load_file(str(out / "checkpoints" / "step-00000012" / "averages.safetensors"))
+    live = load_file(str(out / "checkpoints" / "step-00000012" / "model.safetensors"))
+    assert result["step"] == 12 and set(averages) <= set(saved)
+    for name, value in averages.items():
+        torch.testing.assert_close(saved[name], value)  # model-last holds the averages ...
+    assert any(not torch.equal(live[n], averages[n]) for n in averages)  # ... not the live weights
 
     # max_epochs stops on the epoch count, whatever max_steps says.
     config = make_config("encoder.width=32", "training.max_steps=0", "training.max_epochs=3", "training.eval_frequency=1000",
