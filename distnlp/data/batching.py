@@ -3,7 +3,9 @@
 `batch_by_words` and `batch_by_padded` are ports of spaCy's `minibatch_by_words` and
 `minibatch_by_padded_size` (spacy/training/batchers.py), so configs and batch sizes carry over.
 A size is an int/float, an iterator of sizes, or a schedule `size(step)`; it is advanced once per
-batch started (step = batch index), exactly where spaCy calls `next(size_)`.
+batch started (step = batch index), exactly where spaCy calls `next(size_)`. `start` skips the
+first sizes: a batcher restarted after N batches (at a checkpoint, or on resume) continues the
+schedule at N instead of starting it again.
 """
 from __future__ import annotations
 
@@ -21,14 +23,14 @@ Size = Union[int, float, Schedule, Iterator[int], Iterable[int]]
 Batcher = Callable[[Iterable[Doc]], Iterator[list[Doc]]]
 
 
-def _sizes(size: Size) -> Iterator[float]:
-    """spaCy's `Sizing`, plus schedules: a callable is evaluated at step 0, 1, 2, ..."""
+def _sizes(size: Size, start: int = 0) -> Iterator[float]:
+    """spaCy's `Sizing`, plus schedules: a callable is evaluated at step start, start + 1, ..."""
     if isinstance(size, (int, float)) and not isinstance(size, bool):
         return itertools.repeat(size)
     if callable(size) and not isinstance(size, Iterator):
         schedule = size
-        return (schedule(step) for step in itertools.count())
-    return iter(size)  # type: ignore[arg-type]
+        return (schedule(step) for step in itertools.count(start))
+    return itertools.islice(iter(size), start, None)  # type: ignore[arg-type]
 
 
 def batch_by_words(
@@ -37,11 +39,12 @@ def batch_by_words(
     tolerance: float = 0.2,
     discard_oversize: bool = False,
     get_length: Callable[[T], int] = len,
+    start: int = 0,
 ) -> Iterator[list[T]]:
     """Batches of about `size` words. Items that overflow the target but fit within
     size * (1 + tolerance) go to an overflow buffer that seeds the next batch; an item larger
     than that is yielded alone, or dropped with `discard_oversize`."""
-    size_ = _sizes(size)
+    size_ = _sizes(size, start)
     target_size = next(size_)
     tol_size = target_size * tolerance
     batch: list[T] = []
@@ -113,10 +116,11 @@ def batch_by_padded(
     buffer: int = 256,
     discard_oversize: bool = False,
     get_length: Callable[[T], int] = len,
+    start: int = 0,
 ) -> Iterator[list[T]]:
     """Batches whose padded size (longest item * count) is at most `size`, sorting by length
     within windows of `buffer` items. `get_length` may count wordpieces for transformers."""
-    size_ = _sizes(size)
+    size_ = _sizes(size, start)
     for outer in batch_by_sequence(docs, buffer):
         target_size = next(size_)
         for indices in _batch_by_length(outer, target_size, get_length):
@@ -128,9 +132,9 @@ def batch_by_padded(
                 yield sub
 
 
-def batch_by_sequence(docs: Iterable[T], size: Size) -> Iterator[list[T]]:
+def batch_by_sequence(docs: Iterable[T], size: Size, start: int = 0) -> Iterator[list[T]]:
     """Batches of `size` items (spaCy's `minibatch`)."""
-    size_ = _sizes(size)
+    size_ = _sizes(size, start)
     items = iter(docs)
     while True:
         batch = list(itertools.islice(items, int(next(size_))))

@@ -6,9 +6,16 @@ each doc with the stream cursor it was read at. Its state is the cursor of the e
 still pending plus the cursors of docs after it that were already emitted. At every checkpoint
 the batcher session restarts from that state — in an uninterrupted run too — so a resumed run
 sees exactly the batches the uninterrupted one sees.
+
+The state also counts the batches emitted so far (one per optimizer step), and a restarted
+batcher is told that count (`start=`), so a batch-size schedule follows the global step across
+checkpoints, kills and resubmissions instead of starting again (docs/architecture.md, "Exact
+resume").
 """
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -18,12 +25,27 @@ Cursor = tuple[int, int]
 
 _TAG = "_distnlp_cursor"
 
+log = logging.getLogger(__name__)
+
+
+def accepts_start(batcher: Callable[..., Any]) -> bool:
+    """Whether a batcher takes `start=` (distnlp's do; a user's may not)."""
+    try:
+        params = inspect.signature(batcher).parameters
+    except (TypeError, ValueError):
+        return False
+    return "start" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
 
 class ResumableBatches:
     def __init__(self, stream: Any, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]]) -> None:
         self.stream = stream
         self.batcher = batcher
         self._skip: set[Cursor] = set()
+        self.batches_emitted = 0  # since the run began: the global step when one batch = one step
+        self._takes_start = accepts_start(batcher)
+        if not self._takes_start:
+            log.warning("the batcher %r takes no start= argument: a size schedule restarts at every checkpoint", batcher)
         self._start()
 
     @property
@@ -45,7 +67,8 @@ class ResumableBatches:
         self._pending: dict[Cursor, None] = {}  # insertion-ordered: read order
         self._emitted_after: set[Cursor] = set()
         self._num_batches = 0
-        self._iter = iter(self.batcher(self._tagged()))
+        docs = self._tagged()
+        self._iter = iter(self.batcher(docs, start=self.batches_emitted) if self._takes_start else self.batcher(docs))
 
     def __iter__(self) -> Iterator[list[Doc]]:
         return self
@@ -58,6 +81,7 @@ class ResumableBatches:
                 self._pending.pop(cursor, None)
                 self._emitted_after.add(cursor)
         self._num_batches += 1
+        self.batches_emitted += 1
         if self._num_batches % 1024 == 0:
             # Only cursors after the earliest pending doc matter; keep the set small.
             first = next(iter(self._pending), None)
@@ -72,11 +96,12 @@ class ResumableBatches:
             emitted = sorted(c for c in self._emitted_after | self._skip if c > first)
         else:
             emitted = []
-        return {"stream": stream_state, "skip": [list(c) for c in emitted]}
+        return {"stream": stream_state, "skip": [list(c) for c in emitted], "batches_emitted": self.batches_emitted}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stream.load_state_dict(state["stream"])
         self._skip = {(int(e), int(p)) for e, p in state.get("skip", [])}
+        self.batches_emitted = int(state.get("batches_emitted", 0))
         self._start()
 
     def restart(self) -> None:

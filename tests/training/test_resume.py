@@ -1,39 +1,68 @@
-"""A killed run resumed from its last committed checkpoint continues exactly: the same batches,
-the same losses, as a run that was never interrupted."""
+"""Exact resume (docs/architecture.md, "Exact resume" and "Runs"): a killed run resumed from its
+last committed checkpoint continues with the batches, batch sizes and losses of a run that was
+never interrupted; a worker killed inside a checkpoint resumes from the previous one; a checkpoint
+corrupted in place is detected and skipped; a run resumes only its own checkpoints."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from distnlp.cli.compose import DEMO_DATA
 from distnlp.data.stream import DocStream
 from distnlp.registry import resolve
+from distnlp.schedules import compounding
 from distnlp.training.batches import ResumableBatches
+
+# A batch size that grows fast: 60 words at step 0, about 1,000 at step 20, 4,000 at step 30.
+COMPOUNDING = "training.batcher.size={_use_: distnlp.compounding.v1, start: 60, stop: 5000, compound: 1.15}"
 
 
 def _train(out: Path, *extra: str) -> subprocess.CompletedProcess:
     args = [
         sys.executable, "-m", "distnlp.cli.main", "train",
         f"training.output_dir={out}", "encoder.width=32", "training.max_steps=30", "training.eval_frequency=10",
-        "training.log_every=1", "distributed.num_threads=1", "training.max_eval_docs=3", *extra,
+        "training.log_every=1", "distributed.num_threads=1", "training.max_eval_docs=3", COMPOUNDING, *extra,
     ]
     return subprocess.run(args, capture_output=True, text=True)
 
 
-def _step_losses(out: Path) -> dict[int, dict[str, float]]:
-    losses: dict[int, dict[str, float]] = {}
+def _steps(out: Path) -> dict[int, dict]:
+    records: dict[int, dict] = {}
     for line in (out / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
         if record["event"] == "step":
-            losses[record["step"]] = record["losses"]  # the last attempt at a step wins
-    return losses
+            records[record["step"]] = record  # the last attempt at a step wins
+    return records
 
 
-def test_killed_run_resumes_exactly(tmp_path: Path) -> None:
-    straight = _train(tmp_path / "a")
-    assert straight.returncode == 0, straight.stderr
+def _assert_same_curve(a: dict[int, dict], b: dict[int, dict], steps: range) -> None:
+    for step in steps:
+        assert b[step]["words"] == a[step]["words"], (step, a[step]["words"], b[step]["words"])
+        for name, value in a[step]["losses"].items():
+            assert abs(b[step]["losses"][name] - value) <= 1e-4 * max(1.0, abs(value)), (step, name, a[step], b[step])
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
+    out = tmp_path_factory.mktemp("straight") / "run"
+    done = _train(out)
+    assert done.returncode == 0, done.stderr
+    return _steps(out)
+
+
+def test_batch_sizes_follow_the_global_step_across_checkpoints(straight: dict[int, dict]) -> None:
+    words = [straight[s]["words"] for s in range(1, 31)]
+    # Checkpoints at steps 10 and 20 restart the batcher: the schedule must continue, not restart.
+    assert sum(words[20:25]) > 3 * sum(words[0:5]), words  # right after the checkpoint of step 20
+    assert sum(words[20:30]) > 5 * sum(words[0:10]), words
+
+
+def test_killed_run_resumes_exactly(straight: dict[int, dict], tmp_path: Path) -> None:
     killed = _train(tmp_path / "b", "distributed.fail_at_step=15")
     assert killed.returncode != 0
     committed = sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir())
@@ -41,15 +70,77 @@ def test_killed_run_resumes_exactly(tmp_path: Path) -> None:
     resumed = _train(tmp_path / "b", "training.resume=true", "distributed.fail_at_step=15")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from the checkpoint of step 10" in resumed.stdout
-    a, b = _step_losses(tmp_path / "a"), _step_losses(tmp_path / "b")
-    assert sorted(a) == sorted(b) == list(range(1, 31))
-    for step in range(11, 31):
-        for name, value in a[step].items():
-            assert abs(b[step][name] - value) <= 1e-4 * max(1.0, abs(value)), (step, name, a[step], b[step])
+    b = _steps(tmp_path / "b")
+    assert sorted(b) == sorted(straight) == list(range(1, 31))
+    _assert_same_curve(straight, b, range(1, 31))
+
+
+def test_killed_inside_a_checkpoint_resumes_from_the_previous_one(straight: dict[int, dict], tmp_path: Path) -> None:
+    killed = _train(tmp_path / "c", "distributed.fail_at_step=20", "distributed.fail_in_checkpoint=true")
+    assert killed.returncode != 0
+    ckpts = tmp_path / "c" / "checkpoints"
+    assert (ckpts / "step-00000020.tmp" / "rank-00000" / "state.json").exists()  # the per-rank files were written ...
+    assert not (ckpts / "step-00000020.tmp" / "manifest.json").exists()  # ... the commit was not
+    resumed = _train(tmp_path / "c", "training.resume=true", "distributed.fail_at_step=20", "distributed.fail_in_checkpoint=true")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint of step 10" in resumed.stdout
+    _assert_same_curve(straight, _steps(tmp_path / "c"), range(1, 31))
+    assert not (ckpts / "step-00000020.tmp").exists()
+
+
+def test_checkpoint_corrupted_in_place_is_skipped(straight: dict[int, dict], tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    first = _train(out, "training.max_steps=20")
+    assert first.returncode == 0, first.stderr
+    weights = out / "checkpoints" / "step-00000020" / "model.safetensors"
+    size = weights.stat().st_size
+    with open(weights, "r+b") as fh:  # bit rot: 4 KB overwritten inside the file, same size
+        fh.seek(size // 2)
+        fh.write(b"\xff" * 4096)
+    assert weights.stat().st_size == size
+    resumed = _train(out, "training.resume=true", "training.max_steps=30")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "step-00000020" in resumed.stderr and "checksum mismatch" in resumed.stderr and "model.safetensors" in resumed.stderr
+    assert "resumed from the checkpoint of step 10" in resumed.stdout
+    b = _steps(out)
+    _assert_same_curve(straight, b, range(11, 31))
+    assert all(b[s]["grad_norm"] == b[s]["grad_norm"] for s in b)  # no NaN anywhere
+
+
+def test_resume_hygiene(tmp_path: Path) -> None:
+    out = tmp_path / "e"
+    # resume=true with nothing to resume is an error naming the directory
+    nothing = _train(out, "training.resume=true")
+    assert nothing.returncode == 1 and f"{out} holds no run to resume" in nothing.stderr
+    assert len(nothing.stderr.strip().splitlines()) == 1
+    (out / "notes.txt").parent.mkdir(parents=True, exist_ok=True)
+    (out / "notes.txt").write_text("mine")
+    assert _train(out, "training.max_steps=10").returncode == 0
+    # a fresh run in a directory holding another run is refused, naming both ways out
+    again = _train(out, "training.max_steps=10")
+    assert again.returncode == 1
+    assert "already holds run" in again.stderr and "training.resume=true" in again.stderr and "training.overwrite=true" in again.stderr
+    # resuming with a changed config (not just the step limits) is refused, naming the key
+    changed = _train(out, "training.resume=true", "encoder.width=48")
+    assert changed.returncode == 1 and "config differs" in changed.stderr and "width" in changed.stderr, changed.stderr
+    # overwrite replaces only what distnlp wrote: the user's file survives
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    replaced = _train(out, "training.max_steps=10", "training.overwrite=true")
+    assert replaced.returncode == 0, replaced.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "run.json").read_text())["run_id"] != run_id
+    # a checkpoint of another run in checkpoints/ is never resumed
+    other = tmp_path / "f"
+    assert _train(other, "training.max_steps=20").returncode == 0
+    shutil.copytree(other / "checkpoints" / "step-00000020", out / "checkpoints" / "step-00000020")
+    resumed = _train(out, "training.resume=true", "training.max_steps=20")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint of step 10" in resumed.stdout
 
 
 def test_batches_resume_exactly_with_pending_docs() -> None:
-    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": 500, "tolerance": 0.5})
+    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": {"_use_": "distnlp.compounding.v1", "start": 200, "stop": 900, "compound": 1.05},
+                       "tolerance": 0.5})
 
     def fresh() -> ResumableBatches:
         return ResumableBatches(DocStream(DEMO_DATA / "train", seed=3, infinite=True), batcher)
@@ -69,3 +160,19 @@ def test_batches_resume_exactly_with_pending_docs() -> None:
     resumed.restart()
     got += [[d.doc_id for d in next(resumed)] for _ in range(21)]
     assert got == reference
+
+
+def test_restarted_batcher_continues_the_size_schedule() -> None:
+    size = compounding(100, 1000, 1.1)
+    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": {"_use_": "distnlp.compounding.v1", "start": 100, "stop": 1000, "compound": 1.1},
+                       "tolerance": 0.0})
+    batches = ResumableBatches(DocStream(DEMO_DATA / "train", seed=1, infinite=True), batcher)
+    sizes = []
+    for i in range(30):
+        if i % 5 == 0:
+            batches.restart()
+        sizes.append(sum(len(d) for d in next(batches)))
+    # Every batch is filled up to the schedule at its own index (a doc longer than the target
+    # is a batch alone), so late batches are far bigger than a restarted schedule would allow.
+    assert sum(sizes[25:]) > 3 * 5 * size(0), sizes
+    assert batches.batches_emitted == 30
