@@ -2,11 +2,16 @@
 
 Heads divide their loss sums by the *global* item counts (reduced first, in `sum_counts`), so
 summing the gradients over ranks gives exactly the gradient of one process that saw the union
-of the batches (DESIGN.md decision 3). Gradients are flattened into fixed buckets identified by
+of the batches (docs/architecture.md, "The equivalence contract"). Gradients are flattened into fixed buckets identified by
 stable parameter names; a bucket is all-reduced as soon as every gradient in it is final, in a
 fixed bucket order on every rank so the collectives always match. Parameters that get no
-gradient in a step (a head with no labels in the batch, a listener at grad_factor 0, frozen
+gradient on a rank (a head with no labels in its batch, a listener at grad_factor 0, frozen
 weights) contribute zeros, so no collective ever waits for them.
+
+Each bucket also carries one presence flag per parameter (1 where the rank has a gradient). A
+parameter with no gradient on any rank gets `grad = None` after the reduce, exactly as in one
+process, so the optimizer neither decays nor steps it (docs/architecture.md, "The equivalence
+contract").
 """
 from __future__ import annotations
 
@@ -27,29 +32,35 @@ class _Bucket:
         self.params = params
         self.numel = sum(p.numel() for _, p in params)
         p0 = params[0][1]
-        self.flat = torch.zeros(self.numel, dtype=p0.dtype, device=p0.device)
+        # The gradients, then one presence flag per parameter.
+        self.flat = torch.zeros(self.numel + len(params), dtype=p0.dtype, device=p0.device)
         self.ready: set[int] = set()
         self.handle: Any = None
 
     def pack(self) -> None:
         offset = 0
-        for _, p in self.params:
+        for j, (_, p) in enumerate(self.params):
             n = p.numel()
             if p.grad is None:
                 self.flat[offset : offset + n].zero_()
             else:
                 self.flat[offset : offset + n].copy_(p.grad.reshape(-1))
+            self.flat[self.numel + j] = 0.0 if p.grad is None else 1.0
             offset += n
 
     def unpack(self) -> None:
         offset = 0
-        for _, p in self.params:
+        present = (self.flat[self.numel :] > 0.5).tolist()
+        for j, (_, p) in enumerate(self.params):
             n = p.numel()
-            chunk = self.flat[offset : offset + n].view_as(p)
-            if p.grad is None:
-                p.grad = chunk.clone()
+            if not present[j]:
+                p.grad = None  # no rank has a gradient: leave it to the optimizer as one process would
             else:
-                p.grad.copy_(chunk)
+                chunk = self.flat[offset : offset + n].view_as(p)
+                if p.grad is None:
+                    p.grad = chunk.clone()
+                else:
+                    p.grad.copy_(chunk)
             offset += n
 
 
@@ -104,6 +115,12 @@ class GradAllReducer:
         t = torch.tensor([1.0 if flag else 0.0], dtype=torch.float64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         return bool(t.item() > 0.5)
+
+    def min_value(self, value: int) -> int:
+        """The smallest value over all ranks (e.g. the epoch every rank has reached)."""
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t.item())
 
     def gather_objects(self, obj: Any) -> list[Any]:
         """All-gather a JSON-able object from every rank (evaluation counts)."""
