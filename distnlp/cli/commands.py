@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,12 @@ def add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
 
 def load_config(overrides: list[str]) -> dict[str, Any]:
     from ..config import validate_config
+    from ..training.settings import training_settings
     from .compose import compose_config
 
     config = compose_config(overrides)
     validate_config(config)
+    training_settings(config)  # step limits, policies: refused before any work starts
     return config
 
 
@@ -66,34 +69,60 @@ def run_config_validate(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .compose import to_yaml
-
     config = load_config(args.overrides)
-    out = Path(config["training"]["output_dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(config))
     return 0 if run_entry(config, "train") else 1
 
 
+def write_config_yaml(config: dict[str, Any], output_dir: str) -> None:
+    from .compose import to_yaml
+
+    (Path(output_dir) / "config.yaml").write_text(to_yaml(config))
+
+
 def run_entry(config: dict[str, Any], entry: str) -> dict[str, Any]:
-    """Run training or pretraining where `distributed` says: this process, or Ray replicas."""
+    """Run training or pretraining where `distributed` says: this process, or Ray replicas.
+
+    The output directory is claimed first (run identity: a fresh run, or `resume=true`), so a
+    refused directory costs nothing and nothing in it is touched."""
+    from ..training.loop import checkpoint_dir, loop_settings, run_objective
+    from ..training.run_identity import prepare_output_dir
+
     dist = config.get("distributed") or {}
+    settings = loop_settings(config, entry)
+    section = "pretrain" if entry == "pretrain" else "training"
     if dist.get("backend", "single") == "ray":
         from ..ray_backend.driver import train_on_ray
 
-        return train_on_ray(config, entry=entry)
+        return train_on_ray(config, entry=entry, on_prepared=lambda: write_config_yaml(config, settings.output_dir))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _run_torchrun_rank(config, entry, settings.output_dir)
+    identity = prepare_output_dir(config, section, Path(settings.output_dir), resume=settings.resume, overwrite=settings.overwrite,
+                                  checkpoint_dirs=[checkpoint_dir(settings)] if settings.checkpoints_to_keep > 0 else [])
+    write_config_yaml(config, settings.output_dir)
     from ..pipeline.device import pick_device
     from ..training.env import WorkerEnv
 
     device = "cpu" if dist.get("use_gpu") is False else dist.get("device", "auto")
-    env = WorkerEnv(device=str(pick_device(device)))
-    if entry == "pretrain":
-        from ..pretrain.loop import run_pretrain_worker
+    return run_objective(config, entry, WorkerEnv(device=str(pick_device(device))), identity=identity)
 
-        return run_pretrain_worker(config, env)
-    from ..training.loop import run_worker
 
-    return run_worker(config, env)
+def _run_torchrun_rank(config: dict[str, Any], entry: str, output_dir: str) -> dict[str, Any]:
+    """One rank started by torchrun (launch/torchrun.sh): its environment says where it runs."""
+    import torch
+
+    from ..distributed.process_group import DistEnv
+    from ..training.env import WorkerEnv
+    from ..training.loop import run_objective
+
+    denv = DistEnv.from_environ()
+    device = f"cuda:{denv.local_rank}" if torch.cuda.is_available() and (config.get("distributed") or {}).get("use_gpu") is not False else "cpu"
+    env = WorkerEnv(rank=denv.rank, world_size=denv.world_size, local_rank=denv.local_rank, device=device)
+    if env.is_rank_zero:
+        print(f"torchrun: {env.world_size} ranks on {device.split(':')[0]}", flush=True)
+    summary = run_objective(config, entry, env)  # rank 0 claims output_dir; every rank gets the run identity
+    if env.is_rank_zero:
+        write_config_yaml(config, output_dir)
+    return summary
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ every Ray replica.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -36,18 +35,16 @@ def load_pretrain_config(overrides: list[str]) -> dict[str, Any]:
     from ..pretrain.loop import objective_config
 
     objective_config(config["pretrain"])  # an unknown objective fails before any work starts
+    from ..training.settings import pretrain_settings
+
+    pretrain_settings(config)
     # pretraining never starts from pretrained weights itself (spaCy forces init_tok2vec=None)
     config.setdefault("initialize", {})["init_tok2vec"] = None
     return config
 
 
 def run(args: argparse.Namespace) -> int:
-    from .compose import to_yaml
-
     config = load_pretrain_config(args.overrides)
-    out = Path(config["pretrain"]["output_dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(config))
     from .commands import run_entry
 
     result = run_entry(config, "pretrain")

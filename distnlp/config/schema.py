@@ -52,6 +52,8 @@ TRAINING = {
     "log_every": int,
     "checkpoints_to_keep": int,
     "resume": bool,
+    "overwrite": bool,
+    "nonfinite": str,
     "optimizer": OPTIMIZER,
     "batcher": REF,
 }
@@ -63,6 +65,7 @@ DISTRIBUTED_SINGLE = {
     "device": str,
     "num_threads": int,
     "fail_at_step": (int, type(None)),
+    "fail_in_checkpoint": bool,
 }
 
 DISTRIBUTED_RAY = {
@@ -117,6 +120,9 @@ PRETRAIN: dict[str, Any] = {
     "log_every": int,
     "checkpoints_to_keep": int,
     "resume": bool,
+    "overwrite": bool,
+    "nonfinite": str,
+    "accumulate_gradient": int,
 }
 
 TOP_LEVEL: dict[str, Any] = {

@@ -15,7 +15,7 @@ the selected tokens carry loss (spaCy zeroes the gradient of the others).
   ignored, as CosineDistance(ignore_zeros=True)) or "L2" (squared error).
 
 Every loss is `(loss_sum, count)`: a sum over tokens and the number of tokens, so the loop
-divides by the GLOBAL count (DESIGN.md decision 3).
+divides by the GLOBAL count (docs/architecture.md, "The equivalence contract").
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +12,14 @@ import ray
 import ray.train
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from ..errors import DistnlpError
+from ..config.paths import absolute_paths
+from ..errors import ConfigError, DistnlpError
+from ..training.loop import loop_settings
+from ..training.run_identity import prepare_output_dir
+from ..training.settings import DistributedSettings
 from .worker import train_loop_per_worker
 
 log = logging.getLogger(__name__)
-
-PATH_KEYS = (("corpus", "train"), ("corpus", "dev"), ("corpus", "raw_text"), ("training", "output_dir"), ("initialize", "init_tok2vec"))
-
-
-def absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
-    """Workers may run in another directory: local paths become absolute; URIs stay as they are."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
-    for section, key in PATH_KEYS:
-        value = (out.get(section) or {}).get(key)
-        if isinstance(value, str) and value and "://" not in value:
-            out[section][key] = str(Path(value).resolve())
-    for section, key in (("initialize", "vectors"), ("pretrain", "output_dir"), ("pretrain", "vectors")):
-        value = (out.get(section) or {}).get(key) if isinstance(out.get(section), dict) else None
-        if isinstance(value, str) and value and "://" not in value:
-            out[section][key] = str(Path(value).resolve())
-    return out
 
 
 def connect(dist_cfg: dict[str, Any]) -> None:
@@ -52,21 +41,33 @@ def use_gpu(dist_cfg: dict[str, Any]) -> bool:
     return bool(setting)
 
 
-def train_on_ray(config: dict[str, Any], entry: str = "train") -> dict[str, Any]:
+def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run `distnlp train` (entry="train") or `distnlp pretrain` (entry="pretrain") on Ray."""
     dist_cfg = dict(config.get("distributed") or {})
+    dist = DistributedSettings.from_config(config)
     config = absolute_paths(config)
+    settings = loop_settings(config, entry)
     section = "pretrain" if entry == "pretrain" else "training"
-    connect(dist_cfg)
-    gpu = use_gpu(dist_cfg)
-    num_workers = int(dist_cfg.get("num_workers", 1))
-    resources = dict(dist_cfg.get("resources_per_worker") or {"CPU": 1})
-    if gpu:
-        resources.setdefault("GPU", 1)
-    output_dir = Path(config[section]["output_dir"])
-    storage = str(dist_cfg.get("storage_path") or (output_dir / "ray"))
+    output_dir = Path(settings.output_dir)
+    run_name = dist.run_name
+    storage = str(dist.storage_path or (output_dir / "ray"))
     if "://" not in storage:
         storage = str(Path(storage).resolve())
+    run_dir = f"{storage}/{run_name}"
+    local_run_dir = None if "://" in run_dir else Path(run_dir)
+    if not settings.resume and local_run_dir is not None and local_run_dir.exists() and not _inside(local_run_dir, output_dir):
+        raise ConfigError("distributed.run_name", f"{run_dir} already holds a Ray run", f"resume it with {section}.resume=true, or choose another distributed.run_name")
+    # Claim the output directory before Ray starts: a refused one costs nothing.
+    identity = prepare_output_dir(config, section, output_dir, resume=settings.resume, overwrite=settings.overwrite,
+                                  checkpoint_dirs=[local_run_dir] if local_run_dir is not None else [])
+    if on_prepared is not None:
+        on_prepared()
+    connect(dist_cfg)
+    gpu = use_gpu(dist_cfg)
+    num_workers = dist.num_workers
+    resources = dict(dist.resources_per_worker or {"CPU": 1})
+    if gpu:
+        resources.setdefault("GPU", 1)
     code = config.get("code")
     loop_config = {
         "config": config,
@@ -74,21 +75,22 @@ def train_on_ray(config: dict[str, Any], entry: str = "train") -> dict[str, Any]
         "use_gpu": gpu,
         "cpus_per_worker": max(1, int(resources.get("CPU", 1))),
         "code_source": Path(code).read_text() if code else None,
-        "run_dir": f"{storage}/{dist_cfg.get('run_name', 'distnlp')}",
+        "run_dir": run_dir,
+        "identity": identity.as_dict(),
     }
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
-        torch_config=TorchConfig(timeout_s=int(dist_cfg.get("timeout_s", 600))),
+        torch_config=TorchConfig(timeout_s=int(dist.timeout_s)),
         scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=gpu, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=str(dist_cfg.get("run_name", "distnlp")),
+            name=run_name,
             storage_path=storage,
-            failure_config=ray.train.FailureConfig(max_failures=int(dist_cfg.get("max_failures", 1))),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=int(config[section].get("checkpoints_to_keep", 3) or 3)),
+            failure_config=ray.train.FailureConfig(max_failures=dist.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=max(1, settings.checkpoints_to_keep)),
         ),
     )
-    log.info("training on Ray: %d %s worker(s), storage %s/%s", num_workers, "GPU" if gpu else "CPU", storage, dist_cfg.get("run_name", "distnlp"))
+    log.info("training on Ray: %d %s worker(s), storage %s, run %s", num_workers, "GPU" if gpu else "CPU", run_dir, identity.run_id)
     try:
         result = trainer.fit()
     except Exception as exc:  # Ray wraps worker errors; show the user the cause, not Ray's stack
@@ -96,6 +98,14 @@ def train_on_ray(config: dict[str, Any], entry: str = "train") -> dict[str, Any]
     metrics = dict(result.metrics or {})
     print(f"ray: finished; last committed checkpoint {result.checkpoint.path if result.checkpoint else None}; metrics {metrics}")
     return {"metrics": metrics, "checkpoint": result.checkpoint.path if result.checkpoint else None, "output_dir": str(output_dir)}
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    try:
+        path.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
 
 
 def _root_cause(exc: BaseException) -> str:

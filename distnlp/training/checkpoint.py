@@ -1,6 +1,11 @@
 """The whole training state on disk: weights, optimizer moments, averages, loop state, and per
-rank the data cursor and RNG states (DESIGN.md decision 7). Tensors go to safetensors, the rest
-to JSON; nothing is pickled.
+rank the data cursor and RNG states (docs/architecture.md, "Checkpoints"). Tensors go to
+safetensors, the rest to JSON; nothing is pickled.
+
+The manifest, written last, names the run the checkpoint belongs to (run id and config hash)
+and lists every file with its size and SHA-256: sizes make a torn copy visible at a glance,
+checksums catch bytes overwritten in place (bit rot, a torn write on network storage) before
+anything is loaded.
 
 Layout of one checkpoint directory:
     model.safetensors  optimizer.safetensors  optimizer.json  averages.safetensors  trainer.json
@@ -9,6 +14,7 @@ Layout of one checkpoint directory:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Mapping
@@ -79,25 +85,70 @@ def restore_rank_state(state: Mapping[str, Any], stream: Any) -> None:
         torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8))
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_manifest(root: Path, info: Mapping[str, Any]) -> None:
-    """Written last; lists every file with its size so a partial copy is never taken as whole."""
-    files = {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
-    (root / MANIFEST).write_text(json.dumps({**dict(info), "files": files}, indent=2))
+    """Written last; lists every file with its size and checksum."""
+    files = {
+        str(p.relative_to(root)): {"size": p.stat().st_size, "sha256": file_sha256(p)}
+        for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
+    tmp = root / (MANIFEST + ".partial")
+    tmp.write_text(json.dumps({**dict(info), "files": files}, indent=2))
+    tmp.replace(root / MANIFEST)
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _entry(value: Any) -> tuple[int, str | None]:
+    """(size, sha256) of a manifest entry; manifests before checksums held the size alone."""
+    if isinstance(value, Mapping):
+        return int(value["size"]), value.get("sha256")
+    return int(value), None
 
 
 def is_complete(root: Path) -> bool:
-    manifest = root / MANIFEST
-    if not manifest.exists():
+    """Cheap check: a manifest, and every file it lists present with its size."""
+    manifest = read_manifest(root)
+    if manifest is None:
         return False
-    try:
-        files = json.loads(manifest.read_text()).get("files", {})
-    except (OSError, json.JSONDecodeError):
-        return False
-    return all((root / name).is_file() and (root / name).stat().st_size == size for name, size in files.items())
+    files = manifest.get("files", {})
+    return all((root / name).is_file() and (root / name).stat().st_size == _entry(v)[0] for name, v in files.items())
+
+
+def verify(root: Path) -> None:
+    """Every listed file has its recorded checksum; raises CheckpointError naming the first bad one."""
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise CheckpointError(f"{root}: no readable {MANIFEST}; the checkpoint was never committed")
+    for name, value in manifest.get("files", {}).items():
+        size, sha = _entry(value)
+        path = root / name
+        if not path.is_file() or path.stat().st_size != size:
+            raise CheckpointError(f"{path}: missing or truncated (expected {size} bytes)")
+        if sha is not None and file_sha256(path) != sha:
+            raise CheckpointError(f"{path}: checksum mismatch (the file changed after the checkpoint was committed)")
 
 
 def manifest_step(root: Path) -> int:
     return int(json.loads((root / MANIFEST).read_text())["step"])
+
+
+def manifest_run_id(root: Path) -> str | None:
+    manifest = read_manifest(root)
+    return None if manifest is None else manifest.get("run_id")
 
 
 def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimizer, averages: Any, stream: Any, world_size: int) -> dict[str, Any]:

@@ -1,19 +1,24 @@
-"""Committed checkpoints on a filesystem (DESIGN.md decision 7).
+"""Committed checkpoints on a filesystem (docs/architecture.md, "Checkpoints").
 
 Every rank hands its own state (data cursor, RNG) to rank 0 through a collective; rank 0 writes
 the whole checkpoint into `step-N.tmp/`, then the manifest, then renames it to `step-N/`: that
-rename is the commit. Only committed checkpoints are resumed from, so a crash mid-write never
-leaves one that looks finished. The last `keep` are kept.
+rename is the commit. Only committed checkpoints of this run are resumed from, newest first; one
+whose checksums do not match is skipped with a warning naming the bad file. The last `keep` are
+kept.
 """
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import CheckpointError
 from . import checkpoint as ckpt
+from .run_identity import RunIdentity, committed_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +29,49 @@ def _local_gather(obj: Any) -> list[Any]:
     return [obj]
 
 
-def write_checkpoint(root: Path, *, step: int, world_size: int, nlp: Any, optimizer: Any, averages: Any, states: list[Any], state: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class FailureInjection:
+    """Testing aid (distributed.fail_at_step / fail_in_checkpoint): die as a crashed worker would."""
+
+    step: int | None = None
+    in_checkpoint: bool = False
+    armed: bool = True  # never on a resumed run, so the resumed run can finish
+
+    def at_step(self, step: int, rank: int, world_size: int) -> None:
+        if self.armed and not self.in_checkpoint and self.step is not None and step == self.step and rank == world_size - 1:
+            os._exit(1)
+
+    def in_commit(self, step: int) -> None:
+        """Called by the writing rank after the per-rank files, before the commit."""
+        if self.armed and self.in_checkpoint and self.step is not None and step == self.step:
+            os._exit(1)
+
+
+def write_checkpoint(root: Path, *, step: int, world_size: int, identity: RunIdentity | None, nlp: Any, optimizer: Any, averages: Any,
+                     states: list[Any], state: dict[str, Any], before_commit: Callable[[], None] | None = None) -> None:
     """Rank 0: everything of one checkpoint into `root` (manifest last)."""
     ckpt.save_shared(root, nlp=nlp, optimizer=optimizer, averages=averages, state=state)
     ckpt.write_rank_states(root, states)
-    ckpt.write_manifest(root, {"step": step, "world_size": world_size})
+    if before_commit is not None:
+        before_commit()
+    info = {"step": step, "world_size": world_size, **({"run_id": identity.run_id, "config_hash": identity.config_hash} if identity else {})}
+    ckpt.write_manifest(root, info)
+
+
+def restore_newest(candidates: Iterable[Path], load: Callable[[Path], dict[str, Any]], *, rank: int) -> dict[str, Any] | None:
+    """Load the newest candidate whose files verify; skip (and name) corrupt ones."""
+    for path in sorted(candidates, key=ckpt.manifest_step, reverse=True):
+        try:
+            ckpt.verify(path)
+        except CheckpointError as exc:
+            if rank == 0:
+                log.warning("skipping checkpoint %s: %s; trying the previous one", path.name, exc)
+            continue
+        state = load(path)
+        if rank == 0:
+            log.info("resumed from %s (step %s)", path, state.get("step"))
+        return state
+    return None
 
 
 class FileCoordinator:
@@ -40,26 +83,29 @@ class FileCoordinator:
         world_size: int = 1,
         keep: int = 3,
         gather: Gather = _local_gather,
-        resume: bool = True,
+        identity: RunIdentity | None = None,
+        failure: FailureInjection | None = None,
     ) -> None:
         self.dir = Path(directory)
         self.rank, self.world_size, self.keep = rank, world_size, keep
         self.gather = gather
-        self.resume = resume
+        self.identity = identity
+        self.failure = failure or FailureInjection()
 
     def committed(self) -> list[Path]:
-        if not self.dir.exists():
-            return []
-        return sorted(p for p in self.dir.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp") and ckpt.is_complete(p))
+        """This run's committed checkpoints, oldest first."""
+        if self.identity is None:
+            return sorted(p for p in self.dir.glob("step-*") if p.is_dir() and ckpt.is_complete(p)) if self.dir.exists() else []
+        return committed_checkpoints([self.dir], self.identity.run_id)
 
     def restore(self, *, nlp: Any, optimizer: Any, averages: Any, stream: Any) -> dict[str, Any] | None:
-        done = self.committed() if self.resume else []
-        if not done:
-            return None
-        latest = done[-1]
-        state = ckpt.load(latest, self.rank, nlp=nlp, optimizer=optimizer, averages=averages, stream=stream, world_size=self.world_size)
-        if self.rank == 0:
-            log.info("resumed from %s (step %s)", latest, state.get("step"))
+        def load(path: Path) -> dict[str, Any]:
+            return ckpt.load(path, self.rank, nlp=nlp, optimizer=optimizer, averages=averages, stream=stream, world_size=self.world_size)
+
+        state = restore_newest(self.committed(), load, rank=self.rank)
+        if state is None and self.identity is not None and self.identity.resume:
+            raise CheckpointError(f"{self.dir}: no committed checkpoint of run {self.identity.run_id} could be loaded (see the warnings above); "
+                                  "start the run again with overwrite=true")
         return state
 
     def checkpoint(self, *, step: int, nlp: Any, optimizer: Any, averages: Any, stream: Any, state: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
@@ -69,9 +115,10 @@ class FileCoordinator:
         final = self.dir / f"step-{step:08d}"
         tmp = self.dir / f"step-{step:08d}.tmp"
         if tmp.exists():
-            shutil.rmtree(tmp)
+            shutil.rmtree(tmp)  # a crashed attempt at this step: ours (the name is distnlp's)
         tmp.mkdir(parents=True)
-        write_checkpoint(tmp, step=step, world_size=self.world_size, nlp=nlp, optimizer=optimizer, averages=averages, states=states, state=state)
+        write_checkpoint(tmp, step=step, world_size=self.world_size, identity=self.identity, nlp=nlp, optimizer=optimizer,
+                         averages=averages, states=states, state=state, before_commit=lambda: self.failure.in_commit(step))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

@@ -10,14 +10,19 @@ from torch import nn
 from .. import registry
 from ..errors import ConfigError
 from ..schedules import Schedule, as_schedule
+from .settings import OptimizerSettings
 
 
-def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> tuple[torch.optim.Optimizer, Schedule]:
+def build_optimizer(model: nn.Module, cfg: OptimizerSettings | Mapping[str, Any]) -> tuple[torch.optim.Optimizer, Schedule]:
     """Adam/AdamW over every trainable parameter. Embedding layers (the shared encoder and any
     private embeddings) may train at `encoder_lr_factor` x the schedule's rate: a transformer
-    usually wants a smaller rate than the freshly initialised heads."""
-    lr = as_schedule(registry.resolve(cfg["learn_rate"], "training.optimizer.learn_rate"), "training.optimizer.learn_rate")
-    factor = float(cfg.get("encoder_lr_factor", 1.0))
+    usually wants a smaller rate than the freshly initialised heads. Errors name `cfg.path`
+    (training.optimizer or pretrain.optimizer)."""
+    if not isinstance(cfg, OptimizerSettings):
+        cfg = OptimizerSettings.from_config(cfg, "training.optimizer")
+    where = f"{cfg.path}.learn_rate"
+    lr = as_schedule(registry.resolve(cfg.learn_rate, where), where)
+    factor = float(cfg.encoder_lr_factor)
     embedding_ids = {id(p) for module in _embedding_modules(model) for p in module.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [
@@ -25,14 +30,14 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> tuple[torch.opt
         {"params": [p for p in trainable if id(p) in embedding_ids], "lr_factor": factor},
     ]
     groups = [g for g in groups if g["params"]]
-    algo = str(cfg.get("algorithm", "adamw")).lower()
-    kwargs = dict(lr=lr(0), betas=(float(cfg["beta1"]), float(cfg["beta2"])), eps=float(cfg["eps"]))
+    algo = cfg.algorithm.lower()
+    kwargs = dict(lr=lr(0), betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
     if algo == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, weight_decay=float(cfg["weight_decay"]), **kwargs)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, **kwargs)
     elif algo == "adam":
-        opt = torch.optim.Adam(groups, weight_decay=float(cfg["weight_decay"]), **kwargs)
+        opt = torch.optim.Adam(groups, **kwargs)
     else:
-        raise ConfigError("training.optimizer.algorithm", f"unknown algorithm {algo!r}", "use adamw or adam")
+        raise ConfigError(f"{cfg.path}.algorithm", f"unknown algorithm {algo!r}", "use adamw or adam")
     set_learn_rate(opt, lr(0))
     return opt, lr
 

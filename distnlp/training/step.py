@@ -1,21 +1,26 @@
-"""One optimizer step: forward every sub-batch, token-weighted loss, one backward per sub-batch,
-gradient reduce, clip by global norm, optimizer update.
+"""One optimizer step, for every objective: the pipeline's heads or a pretraining objective.
 
-Losses are sums over items; each head's sum is divided by its *global* item count for the step
-(all sub-batches, all ranks), so the gradient equals that of one process seeing the whole global
-batch (DESIGN.md decision 3). The counts are reduced before the backward pass.
+Forward every sub-batch, divide each loss sum by its *global* item count for the step (all
+sub-batches, all ranks; reduced before any backward), one backward per sub-batch, reduce the
+gradients, check they are finite, clip by global norm, update. The gradient then equals that of
+one process seeing the whole global batch (docs/architecture.md, "The equivalence contract").
+
+Gradients are reset to None, not zero, at the start of the step: a parameter no loss reached
+(a head without labels in this step, a frozen encoder) keeps `grad = None` and the optimizer
+leaves it alone, on one process and, through the reducer's presence flags, on N replicas.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from ..pipeline.pipeline import Batch, Pipeline
+from ..errors import DistnlpError
 
 
 class Reducer(Protocol):
@@ -33,75 +38,136 @@ class LocalReducer:
     def sum_grads(self, params: Sequence[nn.Parameter]) -> None:
         return None
 
+    def min_value(self, value: int) -> int:
+        return value
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        return [obj]
+
+
+class StepObjective(Protocol):
+    """What a step needs from an objective (see training/objective.py for the whole protocol)."""
+
+    model: nn.Module
+    loss_names: list[str]
+
+    def count(self, sub_batch: Any) -> list[float]: ...
+
+    def losses(self, sub_batch: Any, step: int) -> dict[str, torch.Tensor]: ...
+
+    def words(self, sub_batch: Any) -> int: ...
+
+
+class NonFiniteError(DistnlpError):
+    """A loss or the gradient norm became NaN or infinite."""
+
 
 @dataclass
 class StepResult:
-    losses: dict[str, float] = field(default_factory=dict)  # mean loss per item, per component
-    counts: dict[str, int] = field(default_factory=dict)  # global labelled items per component
-    words: int = 0  # local words in this step
+    losses: dict[str, float] = field(default_factory=dict)  # global loss sums per loss name
+    counts: dict[str, int] = field(default_factory=dict)  # global labelled items per loss name
+    words: int = 0  # global words in this step
     grad_norm: float = 0.0
+    skipped: bool = False  # non-finite and nonfinite=skip: no update was made
     # Where this step's wall time went, in seconds (for the scaling benchmark).
     time_compute: float = 0.0  # counts reduce + forward + backward of every sub-batch
     time_reduce: float = 0.0  # waiting for the gradient all-reduce after the last backward
-    time_update: float = 0.0  # clipping + optimizer step
+    time_update: float = 0.0  # norm, clipping + optimizer step
+
+    def mean_loss(self, name: str) -> float:
+        return self.losses[name] / max(1, self.counts.get(name, 0))
 
 
-def train_step(
-    nlp: Pipeline,
-    sub_batches: Sequence[Batch],
+def optimizer_step(
+    objective: StepObjective,
+    sub_batches: Sequence[Any],
     *,
     step: int,
     optimizer: torch.optim.Optimizer,
     grad_clip: float,
     reducer: Reducer | None = None,
+    nonfinite: str = "error",
 ) -> StepResult:
     reducer = reducer or LocalReducer()
     t0 = time.perf_counter()
-    names = nlp.pipe_names
-    # Global labelled-item counts per head, known before any backward pass.
+    names = list(objective.loss_names)
     local = torch.zeros(len(names), dtype=torch.float64)
-    for batch in sub_batches:
-        for i, name in enumerate(names):
-            local[i] += _count(nlp, name, batch)
+    for sub in sub_batches:
+        local += torch.tensor(objective.count(sub), dtype=torch.float64)
     global_counts = reducer.sum_counts(local)
     denom = {name: max(1.0, float(global_counts[i])) for i, name in enumerate(names)}
 
-    optimizer.zero_grad(set_to_none=False)
-    loss_sums = {name: 0.0 for name in names}
+    optimizer.zero_grad(set_to_none=True)
+    loss_sums = [0.0] * len(names)
     words = 0
     mark_final = getattr(reducer, "final_backward", None)
-    for i, batch in enumerate(sub_batches):
+    for i, sub in enumerate(sub_batches):
         if mark_final is not None:
             mark_final(i == len(sub_batches) - 1)
-        losses = nlp.losses(batch, step)
         total = None
-        for name, (loss_sum, _) in losses.items():
+        for name, loss_sum in objective.losses(sub, step).items():
             term = loss_sum / denom[name]
             total = term if total is None else total + term
-            loss_sums[name] += float(loss_sum.detach())
+            loss_sums[names.index(name)] += float(loss_sum.detach())
         if total is not None and total.requires_grad:
             total.backward()
-        words += batch.num_words
-    params = [p for p in nlp.parameters() if p.requires_grad]
+        words += objective.words(sub)
+    params = [p for p in objective.model.parameters() if p.requires_grad]
     t1 = time.perf_counter()
     reducer.sum_grads(params)
     t2 = time.perf_counter()
-    grad_norm = 0.0
-    if grad_clip and grad_clip > 0:
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
-    optimizer.step()
+    # Global loss sums and words: for the log, and so every rank takes the same finite/skip decision.
+    totals = reducer.sum_counts(torch.tensor([*loss_sums, float(words)], dtype=torch.float64))
+    grads = [p.grad for p in params if p.grad is not None]
+    grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+    losses = {name: float(totals[i]) for i, name in enumerate(names)}
+    skipped = False
+    if not (math.isfinite(grad_norm) and all(math.isfinite(v) for v in losses.values())):
+        if nonfinite != "skip":
+            raise NonFiniteError(_nonfinite_message(objective, step, losses, grad_norm))
+        optimizer.zero_grad(set_to_none=True)
+        skipped = True
+    else:
+        if grad_clip and grad_clip > 0:
+            torch.nn.utils.clip_grads_with_norm_(params, grad_clip, torch.tensor(grad_norm))
+        optimizer.step()
     t3 = time.perf_counter()
     return StepResult(
-        losses={name: loss_sums[name] for name in names},
+        losses=losses,
         counts={name: int(global_counts[i]) for i, name in enumerate(names)},
-        words=words,
+        words=int(totals[-1]),
         grad_norm=grad_norm,
+        skipped=skipped,
         time_compute=t1 - t0,
         time_reduce=t2 - t1,
         time_update=t3 - t2,
     )
 
 
-def _count(nlp: Pipeline, name: str, batch: Batch) -> int:
-    """Labelled items of one head in a batch (tokens with a label, or docs with cats)."""
-    return nlp.components[name].count(batch.targets[name])
+def _nonfinite_message(objective: StepObjective, step: int, losses: dict[str, float], grad_norm: float) -> str:
+    bad = [name for name, value in losses.items() if not math.isfinite(value)]
+    if bad:
+        where = f"the loss of {', '.join(bad)} is {losses[bad[0]]}"
+    else:
+        params = [n for n, p in objective.model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        owners = sorted({".".join(n.split(".")[:2]) for n in params})
+        where = f"the gradient norm is {grad_norm} (non-finite gradients in {', '.join(owners[:4]) or 'unknown parameters'})"
+    return (f"step {step + 1}: {where}; stopped instead of training on it "
+            "(lower the learning rate or check the data; nonfinite=skip drops such steps instead)")
+
+
+def train_step(
+    nlp: Any,
+    sub_batches: Sequence[Any],
+    *,
+    step: int,
+    optimizer: torch.optim.Optimizer,
+    grad_clip: float,
+    reducer: Reducer | None = None,
+    nonfinite: str = "error",
+) -> StepResult:
+    """One step of a pipeline on featurized batches (`nlp.featurize(docs)`)."""
+    from .pipeline_objective import PipelineLosses
+
+    return optimizer_step(PipelineLosses(nlp), sub_batches, step=step, optimizer=optimizer, grad_clip=grad_clip,
+                          reducer=reducer, nonfinite=nonfinite)

@@ -58,8 +58,13 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    made = []
+
     def make(*overrides: str, train: Path | None = None, dev: Path | None = None) -> dict[str, Any]:
-        base = [f"training.output_dir={tmp_path / 'out'}", "training.dropout=0.0"]
+        # A fresh output directory per config: a run refuses a directory that holds another run.
+        made.append(1)
+        out = tmp_path / ("out" if len(made) == 1 else f"out{len(made)}")
+        base = [f"training.output_dir={out}", "training.dropout=0.0"]
         if train is not None:
             base.append(f"corpus.train={train}")
             base.append(f"corpus.dev={dev or train}")

@@ -359,8 +359,8 @@ def test_ray_pretraining_two_workers(local_ray: Any, raw_text: Path, tmp_path: P
     for step, value in losses.items():
         assert abs(again_losses[step] - value) <= 1e-4 * max(1.0, abs(value)), (step, value, again_losses[step])
     assert sorted(p.name for p in killed_out.glob("*.bin")) == sorted(p.name for p in out.glob("*.bin"))
-    # Resubmitting the same run (same run_name + storage_path) resumes from the last committed checkpoint.
-    again = pretrain_on_ray(_config(raw_text, out, *extra, "pretrain.max_epochs=3"))
+    # Resubmitting the same run (resume=true, same run_name + storage_path) resumes from the last committed checkpoint.
+    again = pretrain_on_ray(_config(raw_text, out, *extra, "pretrain.max_epochs=3", "pretrain.resume=true"))
     assert again["metrics"]["epoch"] == 3
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     seen = [r["step"] for r in records if r.get("event") == "step"]

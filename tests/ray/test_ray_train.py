@@ -1,6 +1,6 @@
 """Ray Train on a local Ray with 2 CPU workers: trains, commits checkpoints, survives a killed
 worker (the group restarts from the last committed checkpoint) with the same loss curve as an
-uninterrupted run; a resubmitted run resumes."""
+uninterrupted run; a resubmitted run (resume=true) continues that curve exactly."""
 from __future__ import annotations
 
 import json
@@ -52,8 +52,8 @@ def _step_losses(out: Path) -> dict[int, dict[str, float]]:
 def test_killed_worker_restarts_from_committed_checkpoint(local_ray: Any, tmp_path: Path) -> None:
     from distnlp.ray_backend.driver import train_on_ray
 
-    straight = train_on_ray(_config(tmp_path / "a"))
-    assert straight["metrics"]["step"] == 24
+    straight = train_on_ray(_config(tmp_path / "a", "training.max_steps=32"))
+    assert straight["metrics"]["step"] == 32
     failed = train_on_ray(_config(tmp_path / "b", "distributed.fail_at_step=12"))
     assert failed["metrics"]["step"] == 24
     assert json.loads((Path(failed["checkpoint"]) / "manifest.json").read_text())["step"] == 24
@@ -70,8 +70,19 @@ def test_killed_worker_restarts_from_committed_checkpoint(local_ray: Any, tmp_pa
     nlp = distnlp.load(tmp_path / "b" / "model-last")
     assert [t.tag_ for t in nlp("The cat sat on the mat .")]
 
-    # Resubmitting the same run (same name + storage_path) resumes from its last checkpoint.
-    again = train_on_ray(_config(tmp_path / "b", "training.max_steps=32"))
+    # Resubmitting the same run (resume=true, same name + storage_path) continues from its last
+    # checkpoint with the uninterrupted run's losses: nothing is re-run, nothing restarts at 0.
+    again = train_on_ray(_config(tmp_path / "b", "training.max_steps=32", "training.resume=true"))
     assert again["metrics"]["step"] == 32
     log = (tmp_path / "b" / "metrics.jsonl").read_text()
-    assert [json.loads(l)["step"] for l in log.splitlines() if '"event": "step"' in l].count(25) == 1
+    steps = [json.loads(l)["step"] for l in log.splitlines() if '"event": "step"' in l]
+    assert steps.count(1) == 1 and steps.count(25) == 1 and steps.count(32) == 1
+    a, b = _step_losses(tmp_path / "a"), _step_losses(tmp_path / "b")
+    for step in range(25, 33):
+        for name, value in a[step].items():
+            assert abs(b[step][name] - value) <= 1e-4 * max(1.0, abs(value)), (step, name, a[step], b[step])
+    # A fresh run in that directory is refused (it holds a run), naming the way out.
+    from distnlp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="already holds run .*training.resume=true.*training.overwrite=true"):
+        train_on_ray(_config(tmp_path / "b"))

@@ -1,0 +1,179 @@
+"""Pretraining as the loop's objective: raw text -> masked batches -> the objective head's loss,
+and spaCy's files: `model{epoch}.bin`, `model{epoch}.temp.bin`, `model-last.bin`, `log.jsonl`.
+
+Save points (spaCy's meaning): the end of an epoch (`model{epoch}.bin`, every `n_save_epoch`
+epochs and the last), every `n_save_every` batches of an epoch (`model{epoch}.temp.bin`, also
+after the first batch, as spaCy's `batch_id % n_save_every == 0`), and the last step
+(`model-last.bin`). At each, all ranks first commit the whole state (the engine), then rank 0
+writes the `.bin` (the layer's weights as safetensors bytes; the averages when kept) and a line
+of `log.jsonl`. The committed state names the files it is followed by, so a crash between the
+two is repaired on resume by rewriting a missing one from the restored weights.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import registry
+from ..data.doc import Doc
+from ..models.tok2vec import features_to
+from ..training.batches import ResumableBatches
+from ..training.engine import LoopState, SavePoint
+from ..training.env import WorkerEnv
+from ..training.optim import ParameterAverages
+from ..training.pipeline_objective import split_docs
+from ..training.settings import CorpusSettings, LoopSettings
+from ..training.step import Reducer, StepResult
+from .loop import bin_name, build_pretrain_model, pretrain_section, tok2vec_bytes, write_atomic
+from .objectives import mask_docs
+from .text_stream import open_text_stream
+
+LOSS = "pretrain"
+
+
+@dataclass
+class MaskedBatch:
+    features: Any
+    selected: torch.Tensor  # indices of the masked tokens that carry loss
+    targets: torch.Tensor
+    words: int
+
+
+class PretrainObjective:
+    loss_names = [LOSS]
+
+    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv) -> None:
+        pcfg = pretrain_section(config)
+        self.config, self.settings, self.env = config, settings, env
+        self.device = torch.device(env.device)
+        self.model, self.where = build_pretrain_model(config)
+        self.dropout = float(settings.dropout or 0.0)
+        self.mask_prob = float(pcfg.get("mask_prob", 0.15))
+        corpus = CorpusSettings.from_config(config)
+        stream = open_text_stream(
+            corpus.required("raw_text"), rank=env.rank, world_size=env.world_size, seed=settings.seed,
+            shuffle=corpus.shuffle, infinite=True,
+            min_length=int(pcfg.get("min_length", 0) or 0), max_length=int(pcfg.get("max_length", 0) or 0),
+        )
+        self.batches = ResumableBatches(stream, registry.resolve(pcfg["batcher"], "pretrain.batcher"))
+        self.output_dir = Path(settings.output_dir)
+        self.exhausted = False
+        self._metrics: Any = None
+        self._finished_epoch_loss = 0.0
+
+    # --- data and losses -----------------------------------------------------------------------
+    def next_batch(self) -> list[Doc]:
+        if self.exhausted:
+            return []
+        try:
+            return next(self.batches)
+        except StopIteration:  # this rank's share is empty: zero-weight steps from now on
+            self.exhausted = True
+            return []
+
+    def reached_epoch(self) -> int:
+        return self.batches.epoch + (1 if self.exhausted else 0)
+
+    def prepare(self, docs: list[Doc], parts: int) -> list[MaskedBatch]:
+        subs = []
+        for chunk in split_docs([d for d in docs if len(d.words)], parts):
+            masked, selected = mask_docs(chunk, mask_prob=self.mask_prob)
+            sel = torch.from_numpy(np.flatnonzero(selected))
+            targets = self.model.objective.targets(chunk)[sel]
+            features = features_to(self.model.tok2vec.featurize(masked), self.device)
+            subs.append(MaskedBatch(features, sel.to(self.device), targets.to(self.device), sum(len(d.words) for d in chunk)))
+        return subs
+
+    def count(self, sub: MaskedBatch) -> list[float]:
+        return [float(self.model.objective.count(sub.targets))]
+
+    def losses(self, sub: MaskedBatch, step: int) -> dict[str, torch.Tensor]:
+        hidden = self.model.tok2vec(sub.features)
+        if self.dropout > 0 and self.model.training:
+            hidden = F.dropout(hidden, p=self.dropout)
+        loss_sum, _ = self.model.objective.loss(hidden[sub.selected], sub.targets)
+        return {LOSS: loss_sum}
+
+    def words(self, sub: MaskedBatch) -> int:
+        return sub.words
+
+    # --- the run -------------------------------------------------------------------------------
+    def start(self, state: LoopState, *, resumed: bool, averages: ParameterAverages | None) -> None:
+        state.extra = {"loss": 0.0, "epoch_loss": 0.0, "last_save": [], **state.extra}
+        for module in self.model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = self.dropout
+        if not self.env.is_rank_zero:
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "config.json").write_text(json.dumps(self.config, indent=2))
+        for name in state.extra["last_save"] if resumed else []:
+            if not (self.output_dir / name).exists():  # committed, then crashed before writing it
+                write_atomic(self.output_dir / name, tok2vec_bytes(self.model, averages))
+        self._metrics = open(self.output_dir / "metrics.jsonl", "a", encoding="utf8")
+        n_params = sum(p.numel() for p in self.model.tok2vec.parameters())
+        self._say(f"pretraining {self.where} ({n_params:,} parameters) with {type(self.model.objective).__name__} | "
+                  f"device: {self.device} | replicas: {self.env.world_size}")
+        if resumed:
+            self._say(f"resumed from the checkpoint of step {state.step} (epoch {state.epoch})")
+
+    def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
+        extra = state.extra
+        extra["loss"] += result.losses[LOSS]
+        extra["epoch_loss"] += result.losses[LOSS]
+        if self._metrics is not None and state.step % self.settings.log_every == 0:
+            self._metrics.write(json.dumps({"event": "step", "step": state.step, "epoch": state.epoch, "loss": result.mean_loss(LOSS),
+                                            "count": result.counts[LOSS], "words": result.words, "grad_norm": result.grad_norm,
+                                            "skipped": result.skipped, "lr": lr}) + "\n")
+            self._metrics.flush()
+
+    def is_save_point(self, state: LoopState, point: SavePoint, batch_index: int) -> bool:
+        files = []
+        if point.epoch_done:
+            epoch = point.finished_epoch
+            every = self.settings.n_save_epoch
+            last_epoch = bool(self.settings.max_epochs) and epoch + 1 >= self.settings.max_epochs
+            if not every or epoch % every == 0 or last_epoch:
+                files.append(bin_name(epoch, temp=False))
+            self._say(f"epoch {epoch}: step {state.step}, {state.words:,} words, epoch loss {state.extra['epoch_loss']:.2f}")
+            # The committed state is already in the next epoch; the log line names the finished one.
+            self._finished_epoch_loss, state.extra["epoch_loss"] = state.extra["epoch_loss"], 0.0
+        elif self.settings.n_save_every and batch_index % self.settings.n_save_every == 0:
+            files.append(bin_name(state.epoch, temp=True))
+        if point.last:
+            files.append("model-last.bin")
+        state.extra["last_save"] = files
+        return bool(files) or point.epoch_done
+
+    def evaluate(self, state: LoopState, averages: ParameterAverages | None, reducer: Reducer) -> float | None:
+        return None  # spaCy's pretraining has no dev evaluation
+
+    def save(self, state: LoopState, point: SavePoint, averages: ParameterAverages | None) -> None:
+        if not self.env.is_rank_zero:
+            return
+        for name in state.extra["last_save"]:
+            write_atomic(self.output_dir / name, tok2vec_bytes(self.model, averages))
+            epoch = point.finished_epoch if point.epoch_done and not name.endswith(".temp.bin") and name != "model-last.bin" else state.epoch
+            epoch_loss = self._finished_epoch_loss if point.epoch_done and name != bin_name(state.epoch, True) else state.extra["epoch_loss"]
+            with open(self.output_dir / "log.jsonl", "a", encoding="utf8") as fh:
+                fh.write(json.dumps({"nr_word": state.words, "loss": state.extra["loss"], "epoch_loss": epoch_loss,
+                                     "epoch": epoch, "step": state.step, "file": name}) + "\n")
+
+    def finish(self, state: LoopState, stop_reason: str) -> dict[str, Any]:
+        if self._metrics is not None:
+            self._metrics.close()
+        self._say(f"stopped after {state.step} steps ({stop_reason}); {state.words:,} words; saved to {self.output_dir}")
+        return {"step": state.step, "epoch": state.epoch, "loss": state.extra.get("loss", 0.0), "nr_word": state.words,
+                "output_dir": str(self.output_dir), "stop_reason": stop_reason, "skipped_steps": state.skipped_steps}
+
+    def _say(self, text: str) -> None:
+        if self.env.is_rank_zero:
+            print(text, flush=True)

@@ -1,0 +1,139 @@
+"""The one training loop, for the pipeline's heads and for pretraining objectives alike.
+
+Read it top to bottom (docs/architecture.md, "The engine"):
+
+    restore the newest committed checkpoint of this run (or start at step 0)
+    until a stop: take a batch -> one optimizer step -> advance step and epoch
+        compute `last` first (max_steps, max_epochs; every rank agrees)
+        at a save point (or the last step): evaluate -> commit a checkpoint -> save the model
+        stop on `last`, or on patience after an evaluation
+
+The loop is plain torch: collectives come in only through the reducer, and checkpoints only
+through the coordinator, so the same loop runs on one process, under torchrun, or on Ray.
+What is trained, evaluated and saved is the objective's business (training/objective.py).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .coordinator import FailureInjection
+from .env import WorkerEnv
+from .objective import Objective
+from .optim import ParameterAverages, build_optimizer, set_learn_rate
+from .settings import LoopSettings
+from .step import LocalReducer, Reducer, StepResult, optimizer_step
+
+
+@dataclass
+class LoopState:
+    """What the loop carries across checkpoints (the objective keeps its own part in `extra`)."""
+
+    step: int = 0
+    epoch: int = 0  # epochs every rank has finished
+    batch_in_epoch: int = 0
+    words: int = 0  # global words trained on
+    skipped_steps: int = 0
+    best_score: float | None = None
+    best_step: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LoopState":
+        known = {k: data[k] for k in asdict(cls()) if k in data}
+        return cls(**known)
+
+
+@dataclass
+class SavePoint:
+    """What the objective is told at a save point."""
+
+    epoch_done: bool  # an epoch ended with this step (on every rank)
+    finished_epoch: int  # the epoch that ended, when epoch_done
+    last: bool  # the run stops after this save point (max_steps or max_epochs)
+
+
+def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, reducer: Reducer | None = None,
+             coordinator: Any = None, failure: FailureInjection | None = None) -> dict[str, Any]:
+    reducer = reducer or LocalReducer()
+    model = objective.model
+    optimizer, learn_rate = build_optimizer(model, settings.optimizer)
+    averages = ParameterAverages(model) if settings.optimizer.use_averages else None
+    batches = objective.batches
+
+    state = LoopState()
+    restored = None
+    if coordinator is not None:
+        restored = coordinator.restore(nlp=model, optimizer=optimizer, averages=averages, stream=batches)
+    if restored is not None:
+        state = LoopState.from_dict(restored)
+    resumed = restored is not None
+    failure = FailureInjection(failure.step, failure.in_checkpoint, armed=not resumed) if failure else FailureInjection(armed=False)
+    if coordinator is not None and hasattr(coordinator, "failure"):
+        coordinator.failure = failure
+    objective.start(state, resumed=resumed, averages=averages)
+    model.train()
+
+    stop_early = False
+    done = _finished(settings, state)
+    while not done:
+        failure.at_step(state.step, env.rank, env.world_size)
+        t_batch = time.perf_counter()
+        docs = objective.next_batch()
+        subs = objective.prepare(docs, settings.accumulate_gradient)
+        t_data = time.perf_counter() - t_batch
+        set_learn_rate(optimizer, learn_rate(state.step))
+        result = optimizer_step(objective, subs, step=state.step, optimizer=optimizer, grad_clip=settings.optimizer.grad_clip,
+                                reducer=reducer, nonfinite=settings.nonfinite)
+        if averages is not None and not result.skipped:
+            averages.update()
+        state.step += 1
+        state.batch_in_epoch += 1
+        state.words += result.words
+        state.skipped_steps += int(result.skipped)
+        # The epoch every rank has finished reading (a collective: all ranks agree).
+        epoch_now = _min(reducer, objective.reached_epoch())
+        point = SavePoint(epoch_done=epoch_now > state.epoch, finished_epoch=state.epoch, last=False)
+        batch_index = state.batch_in_epoch - 1
+        if point.epoch_done:
+            state.epoch, state.batch_in_epoch = epoch_now, 0
+        # `last` first: evaluation and saving below then happen on the final step too.
+        point.last = _finished(settings, state)
+        objective.after_step(state, result, lr=learn_rate(state.step - 1), data_time=t_data)
+        stop_early = False
+        wanted = objective.is_save_point(state, point, batch_index)
+        if point.last or wanted:
+            score = objective.evaluate(state, averages, reducer)
+            if score is not None and (state.best_score is None or score > state.best_score):
+                state.best_score, state.best_step = score, state.step
+            stop_early = bool(settings.patience) and score is not None and state.step - state.best_step >= settings.patience
+            point.last = point.last or stop_early
+            if coordinator is not None:
+                coordinator.checkpoint(step=state.step, nlp=model, optimizer=optimizer, averages=averages, stream=batches,
+                                       state=asdict(state), metrics={"step": state.step, "score": score, "epoch": state.epoch})
+                batches.restart()  # an uninterrupted run re-batches here exactly as a resumed one does
+            objective.save(state, point, averages)
+        done = point.last
+    close = getattr(reducer, "close", None)
+    if close is not None:
+        close()
+    if stop_early:
+        stop_reason = "patience"
+    elif settings.max_steps and state.step >= settings.max_steps:
+        stop_reason = "max_steps"
+    else:
+        stop_reason = "max_epochs"
+    return objective.finish(state, stop_reason)
+
+
+def _finished(settings: LoopSettings, state: LoopState) -> bool:
+    return bool(settings.max_steps and state.step >= settings.max_steps) or bool(settings.max_epochs and state.epoch >= settings.max_epochs)
+
+
+def _min(reducer: Reducer, value: int) -> int:
+    agree = getattr(reducer, "min_value", None)
+    return int(agree(value)) if agree is not None else int(value)
+
+
+__all__ = ["LoopState", "SavePoint", "StepResult", "run_loop"]

@@ -1,0 +1,252 @@
+"""The pipeline's heads as the loop's objective: featurize, per-head losses, evaluate on the dev
+corpus (counts merged across ranks), spaCy's console table, `model-best/` and `model-last/`."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import registry
+from ..data.doc import Doc
+from ..data.stream import DocStream, read_docs
+from ..errors import ConfigError
+from ..pipeline.pipeline import Batch, Pipeline
+from ..scoring import combine_score
+from .batches import ResumableBatches
+from .engine import LoopState, SavePoint
+from .env import WorkerEnv
+from .labels import pipeline_labels
+from .logger import TrainingLogger
+from .optim import ParameterAverages
+from .settings import CorpusSettings, LoopSettings
+from .step import Reducer, StepResult
+
+
+def load_vectors(config: Mapping[str, Any]) -> Any:
+    """initialize.vectors: a vectors directory, or a registered vectors object {_use_: ...}."""
+    setting = (config.get("initialize") or {}).get("vectors")
+    if not setting:
+        return None
+    if isinstance(setting, Mapping):
+        return registry.resolve(setting, "initialize.vectors")
+    if not Path(setting).exists():
+        raise ConfigError("initialize.vectors", f"directory not found: {setting}", "create it with `distnlp init vectors`")
+    from ..vectors.table import Vectors
+
+    return Vectors.from_disk(setting)
+
+
+def corpus_path(config: Mapping[str, Any], split: str) -> str:
+    return CorpusSettings.from_config(config).required(split)
+
+
+def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
+    """A fresh pipeline for the config, labels from the training corpus."""
+    registry.import_code(config.get("code"))
+    train_path = corpus_path(config, "train")
+    labels = pipeline_labels(config, train_path)
+    nlp = Pipeline(config, labels, load_vectors(config))
+    if not nlp.pipe_names:
+        raise ConfigError("nlp.pipeline", "no component has labels in the training corpus", f"check corpus.train ({train_path}) and the components' columns")
+    init_tok2vec = (config.get("initialize") or {}).get("init_tok2vec")
+    if init_tok2vec:
+        from ..pretrain.weights import load_pretrained_tok2vec
+
+        load_pretrained_tok2vec(nlp, init_tok2vec, config)
+    return nlp
+
+
+def score_weights(config: Mapping[str, Any], nlp: Pipeline) -> dict[str, float | None]:
+    explicit = (config.get("training") or {}).get("score_weights")
+    if explicit:
+        return dict(explicit)
+    weights: dict[str, float | None] = {}
+    for name in nlp.pipe_names:
+        weights.update(config["components"][name].get("score_weights") or {})
+    return weights
+
+
+class PipelineLosses:
+    """The step-level part of the objective: counts and loss sums of every head."""
+
+    def __init__(self, nlp: Pipeline) -> None:
+        self.model = nlp
+        self.loss_names = list(nlp.pipe_names)
+
+    def count(self, sub_batch: Batch) -> list[float]:
+        return [float(self.model.components[name].count(sub_batch.targets[name])) for name in self.loss_names]
+
+    def losses(self, sub_batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        return {name: loss_sum for name, (loss_sum, _) in self.model.losses(sub_batch, step).items()}
+
+    def words(self, sub_batch: Batch) -> int:
+        return sub_batch.num_words
+
+
+class PipelineObjective(PipelineLosses):
+    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, nlp: Pipeline) -> None:
+        super().__init__(nlp)
+        self.config, self.settings, self.env = config, settings, env
+        self.device = torch.device(env.device)
+        tcfg = config["training"]
+        corpus = CorpusSettings.from_config(config)
+        stream = DocStream(
+            corpus.required("train"), rank=env.rank, world_size=env.world_size, seed=settings.seed,
+            shuffle=corpus.shuffle, infinite=True, min_length=corpus.min_length, max_length=corpus.max_length,
+        )
+        self.batches = ResumableBatches(stream, registry.resolve(tcfg["batcher"], "training.batcher"))
+        self.weights = score_weights(config, nlp)
+        self.dev_docs = _dev_docs(corpus.dev, env, int(tcfg.get("max_eval_docs", 0) or 0))
+        self.output_dir = Path(settings.output_dir)
+        self.exhausted = False
+        self.logger: TrainingLogger | None = None
+        self._losses = {name: 0.0 for name in self.loss_names}
+        self._words, self._t0, self._progress = 0, time.perf_counter(), None
+        self._last: dict[str, Any] = {}
+
+    # --- data ----------------------------------------------------------------------------------
+    def next_batch(self) -> list[Doc]:
+        if self.exhausted:
+            return []
+        try:
+            return next(self.batches)
+        except StopIteration:  # this rank's share is empty: zero-weight steps from now on
+            self.exhausted = True
+            return []
+
+    def reached_epoch(self) -> int:
+        return self.batches.epoch + (1 if self.exhausted else 0)
+
+    def prepare(self, docs: list[Doc], parts: int) -> list[Batch]:
+        return [self.model.featurize(chunk).to(self.device) for chunk in split_docs(docs, parts)]
+
+    # --- the run -------------------------------------------------------------------------------
+    def start(self, state: LoopState, *, resumed: bool, averages: ParameterAverages | None) -> None:
+        zero = self.env.is_rank_zero
+        if zero:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "config.json").write_text(json.dumps(self.config, indent=2))
+        self.logger = TrainingLogger(self.loss_names, list(self.weights), self.output_dir / "metrics.jsonl", enabled=zero)
+        nlp = self.model
+        self.logger.print(f"pipeline: {', '.join(nlp.pipe_names)} | device: {self.device} | replicas: {self.env.world_size} "
+                          f"| parameters: {sum(p.numel() for p in nlp.parameters()):,}")
+        if resumed:
+            self.logger.print(f"resumed from the checkpoint of step {state.step}")
+        nlp.set_dropout(self.settings.dropout)
+        self._progress = _progress(self.env, self.settings.eval_frequency)
+
+    def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
+        for name in self.loss_names:
+            self._losses[name] += result.losses[name]
+        self._words += result.words
+        if self._progress is not None:
+            self._progress.update(1)
+        if state.step % self.settings.log_every == 0 and self.logger is not None:
+            timing = {"data": data_time, "compute": result.time_compute, "reduce": result.time_reduce, "update": result.time_update}
+            self.logger.write_json({"event": "step", "step": state.step, "epoch": state.epoch, "losses": result.losses, "lr": lr,
+                                    "words": result.words, "grad_norm": result.grad_norm, "skipped": result.skipped, "time": timing})
+
+    def is_save_point(self, state: LoopState, point: SavePoint, batch_index: int) -> bool:
+        return state.step % self.settings.eval_frequency == 0
+
+    def evaluate(self, state: LoopState, averages: ParameterAverages | None, reducer: Reducer) -> float | None:
+        if self._progress is not None:
+            self._progress.close()
+        elapsed = time.perf_counter() - self._t0
+        scores = evaluate_on(self.model, self.dev_docs, averages, reducer)
+        score = combine_score(scores, self.weights)
+        best = state.best_score is None or score > state.best_score
+        info = {"epoch": state.epoch, "step": state.step, "losses": dict(self._losses),
+                "scores": {k: v for k, v in scores.items() if k in self.weights}, "all_scores": scores, "score": score,
+                "words_per_second": self._words / max(elapsed, 1e-9)}
+        assert self.logger is not None
+        self.logger.log_eval(info)
+        self._last = {"step": state.step, "score": score, "scores": scores, "best": best}
+        self._losses = {name: 0.0 for name in self.loss_names}
+        self._words, self._t0 = 0, time.perf_counter()
+        self._progress = _progress(self.env, self.settings.eval_frequency)
+        return score
+
+    def save(self, state: LoopState, point: SavePoint, averages: ParameterAverages | None) -> None:
+        if not self.env.is_rank_zero:
+            return
+        meta = {k: self._last[k] for k in ("step", "score", "scores")}
+        save_pipeline(self.model, averages, self.output_dir / "model-last", meta)
+        if self._last.get("best"):
+            save_pipeline(self.model, averages, self.output_dir / "model-best", meta)
+
+    def finish(self, state: LoopState, stop_reason: str) -> dict[str, Any]:
+        if self._progress is not None:
+            self._progress.close()
+        assert self.logger is not None
+        best = 100 * (state.best_score or 0)
+        skipped = f"; {state.skipped_steps} non-finite steps skipped" if state.skipped_steps else ""
+        self.logger.print(f"stopped after {state.step} steps ({stop_reason}); best score {best:.2f} at step {state.best_step}{skipped}; "
+                          f"model-best/ and model-last/ saved in {self.output_dir}")
+        self.logger.close()
+        return {"step": state.step, "epoch": state.epoch, "best_score": state.best_score, "best_step": state.best_step,
+                "output_dir": str(self.output_dir), "stop_reason": stop_reason, "skipped_steps": state.skipped_steps}
+
+
+def split_docs(docs: list[Doc], parts: int) -> list[list[Doc]]:
+    """accumulate_gradient sub-batches (a rank with no docs gets none)."""
+    if not docs:
+        return []
+    if parts <= 1 or len(docs) < 2:
+        return [docs]
+    size = -(-len(docs) // parts)
+    return [docs[i : i + size] for i in range(0, len(docs), size)]
+
+
+def _dev_docs(path: str | None, env: WorkerEnv, limit: int) -> list[Doc]:
+    if not path:
+        return []
+    docs = list(read_docs(str(path)))
+    if limit:
+        docs = docs[:limit]
+    # Each rank scores its own share; the counts are merged (see evaluate_on).
+    return docs[env.rank :: env.world_size]
+
+
+def evaluate_on(nlp: Pipeline, docs: Sequence[Doc], averages: ParameterAverages | None, reducer: Reducer) -> dict[str, Any]:
+    from ..scoring import Scorer
+
+    if averages is not None:
+        averages.swap()
+    try:
+        preds = list(nlp.pipe((d.copy_unannotated() for d in docs), batch_size=256))
+        scorer = nlp.scorer()
+        scorer.update(list(docs), preds)
+        gather = getattr(reducer, "gather_objects", None)
+        if gather is not None:
+            scorer = Scorer.merge(gather(scorer.state()))
+        return scorer.scores()
+    finally:
+        if averages is not None:
+            averages.swap()
+        nlp.train()
+
+
+def save_pipeline(nlp: Pipeline, averages: ParameterAverages | None, path: Path, meta: Mapping[str, Any]) -> None:
+    """model-best/ and model-last/ hold the averaged weights when averages are kept (thinc's use_params)."""
+    if averages is not None:
+        averages.swap()
+    try:
+        nlp.to_disk(path, meta=meta)
+    finally:
+        if averages is not None:
+            averages.swap()
+
+
+def _progress(env: WorkerEnv, total: int) -> Any:
+    if not env.is_rank_zero:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, leave=False, desc="train", unit="step", disable=None)

@@ -1,0 +1,204 @@
+"""Typed settings of the training engine, with every default in one place.
+
+The config reaches workers as plain data (docs/architecture.md, "Layers"); these dataclasses are
+read from it once, at the start of a run, and checked there. Each object remembers the config
+path it came from (`training` or `pretrain`), so errors raised by shared builders name the
+caller's key: `pretrain.optimizer.learn_rate`, not `training.optimizer.learn_rate`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+NONFINITE_POLICIES = ("error", "skip")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    path: str = "training.optimizer"
+    algorithm: str = "adamw"
+    learn_rate: Any = field(default=0.001, metadata={"any": True})  # a number or a schedule {_use_: ...}
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    use_averages: bool = False
+    encoder_lr_factor: float = 1.0
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | None, path: str) -> "OptimizerSettings":
+        settings = _read(cls, node or {}, path)
+        if settings.algorithm.lower() not in ("adamw", "adam"):
+            raise ConfigError(f"{path}.algorithm", f"unknown algorithm {settings.algorithm!r}", "use adamw or adam")
+        if settings.grad_clip < 0:
+            raise ConfigError(f"{path}.grad_clip", f"must be >= 0, got {settings.grad_clip}", "0 turns clipping off")
+        return settings
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the one loop needs, for training and pretraining alike."""
+
+    path: str = "training"
+    output_dir: str = "training"
+    max_steps: int = 0  # 0 = no step limit
+    max_epochs: int = 0  # 0 = no epoch limit
+    patience: int = 0  # steps without a better score before stopping; 0 = never (training only)
+    eval_frequency: int = 200  # training: evaluate + checkpoint every N steps
+    n_save_every: int = 0  # pretraining: also save every N batches of an epoch (spaCy's meaning)
+    n_save_epoch: int = 0  # pretraining: write model{epoch}.bin only every N epochs
+    accumulate_gradient: int = 1
+    dropout: float | None = 0.1
+    log_every: int = 50
+    checkpoints_to_keep: int = 3  # 0 = no checkpoints (one process only)
+    resume: bool = False
+    overwrite: bool = False  # replace what an earlier run wrote into output_dir
+    nonfinite: str = "error"  # a non-finite loss or gradient norm: stop (error) or skip the step
+    seed: int = 0
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+
+    @property
+    def stops(self) -> bool:
+        return bool(self.max_steps or self.max_epochs or self.patience)
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """`distributed.*`: where replicas run (one process, torchrun, Ray) and how they talk."""
+
+    path: str = "distributed"
+    backend: str = "single"
+    num_workers: int = 1
+    use_gpu: Any = field(default="auto", metadata={"any": True})  # auto | true | false
+    device: str = "auto"
+    num_threads: int = 0  # torch CPU threads per worker; 0 = the worker's CPU share
+    address: str | None = None
+    num_cpus: int | None = None
+    resources_per_worker: dict | None = None
+    run_name: str = "distnlp"
+    storage_path: str | None = None
+    max_failures: int = 1
+    bucket_mb: float = 25.0
+    timeout_s: float = 600.0
+    fail_at_step: int | None = None
+    fail_in_checkpoint: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "DistributedSettings":
+        settings = _read(cls, config.get("distributed") or {}, "distributed")
+        if settings.num_workers < 1:
+            raise ConfigError("distributed.num_workers", f"must be >= 1, got {settings.num_workers}", "e.g. distributed.num_workers=2")
+        return settings
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    """`corpus.*`: the converted corpora and how the training stream reads them."""
+
+    path: str = "corpus"
+    train: str | None = None
+    dev: str | None = None
+    raw_text: str | None = None
+    shuffle: bool = True
+    min_length: int = 0
+    max_length: int = 0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "CorpusSettings":
+        return _read(cls, config.get("corpus") or {}, "corpus")
+
+    def required(self, split: str) -> str:
+        value = getattr(self, split)
+        if not value:
+            hint = 'FILE (JSONL {"text": ...}, plain text lines, or a converted corpus directory)' if split == "raw_text" else "DIR (a directory written by distnlp convert)"
+            raise ConfigError(f"corpus.{split}", "not set", f"set corpus.{split}={hint}")
+        return str(value)
+
+
+# Keys of the config sections that are not loop settings (read by the objectives themselves).
+_TRAINING_ONLY = ("score_weights", "max_eval_docs", "batcher")
+_PRETRAIN_ONLY = ("objective", "objectives", "component", "layer", "mask_prob", "min_length", "max_length", "batcher", "vectors")
+
+
+def training_settings(config: Mapping[str, Any]) -> LoopSettings:
+    node = dict(config.get("training") or {})
+    return _loop_settings(node, "training", int(config.get("seed", 0) or 0), _TRAINING_ONLY, patience_allowed=True)
+
+
+def pretrain_settings(config: Mapping[str, Any]) -> LoopSettings:
+    node = config.get("pretrain")
+    if not isinstance(node, Mapping) or not node:
+        raise ConfigError("pretrain", "no pretrain section in the config", "add the group: +pretrain=characters (or pretrain=vectors)")
+    node = dict(node)
+    seed = node.pop("seed", None)
+    seed = int(config.get("seed", 0) or 0) if seed is None else int(seed)
+    defaults = {"output_dir": "pretrain", "log_every": 1, "dropout": 0.2, "max_epochs": 1000}
+    return _loop_settings({**defaults, **node}, "pretrain", seed, _PRETRAIN_ONLY, patience_allowed=False)
+
+
+def _loop_settings(node: dict[str, Any], path: str, seed: int, other_keys: tuple[str, ...], *, patience_allowed: bool) -> LoopSettings:
+    optimizer = OptimizerSettings.from_config(node.pop("optimizer", None), f"{path}.optimizer")
+    for key in other_keys:
+        node.pop(key, None)
+    node = {k: (0 if v is None and k in ("n_save_every", "n_save_epoch") else v) for k, v in node.items()}
+    settings = _read(LoopSettings, node, path)
+    settings = dataclasses.replace(settings, path=path, seed=seed, optimizer=optimizer)
+    _check_loop(settings, patience_allowed)
+    return settings
+
+
+def _check_loop(s: LoopSettings, patience_allowed: bool) -> None:
+    p = s.path
+    for key in ("max_steps", "max_epochs", "patience", "n_save_every", "n_save_epoch", "checkpoints_to_keep"):
+        value = getattr(s, key)
+        if value < 0:
+            raise ConfigError(f"{p}.{key}", f"must be >= 0, got {value}", "0 means no limit / off")
+    for key in ("eval_frequency", "accumulate_gradient", "log_every"):
+        value = getattr(s, key)
+        if value < 1:
+            raise ConfigError(f"{p}.{key}", f"must be >= 1, got {value}", f"set {p}.{key}=N with N >= 1")
+    if not s.stops or (not patience_allowed and not (s.max_steps or s.max_epochs)):
+        limits = "max_steps, max_epochs and patience are" if patience_allowed else "max_steps and max_epochs are"
+        raise ConfigError(f"{p}.max_steps", f"{limits} all 0: the run would never stop", f"set {p}.max_steps=N or {p}.max_epochs=N")
+    if s.nonfinite not in NONFINITE_POLICIES:
+        raise ConfigError(f"{p}.nonfinite", f"unknown policy {s.nonfinite!r}", "use error (stop with a message) or skip (drop the step)")
+    if s.dropout is not None and not 0.0 <= float(s.dropout) < 1.0:
+        raise ConfigError(f"{p}.dropout", f"must be in [0, 1), got {s.dropout}", "e.g. 0.1")
+
+
+def _read(cls: type, node: Mapping[str, Any], path: str) -> Any:
+    """Build a settings dataclass from the keys present; defaults come from the dataclass."""
+    names = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    values: dict[str, Any] = {}
+    for key, value in node.items():
+        if key not in names:
+            raise ConfigError(f"{path}.{key}", "unknown key", f"valid keys: {', '.join(sorted(names))}")
+        default = names[key].default
+        if names[key].metadata.get("any"):
+            pass
+        elif value is not None and isinstance(default, bool):
+            value = bool(value)
+        elif value is not None and isinstance(default, int) and not isinstance(default, bool):
+            value = _as_int(value, f"{path}.{key}")
+        elif value is not None and names[key].type in ("int | None",):
+            value = _as_int(value, f"{path}.{key}")
+        elif value is not None and isinstance(default, float):
+            value = float(value)
+        values[key] = value
+    if "path" in {f.name for f in dataclasses.fields(cls)}:
+        values["path"] = path
+    return cls(**values)
+
+
+def _as_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ConfigError(path, f"expected an integer, got {value!r}", "fix the value's type")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(path, f"expected an integer, got {value!r}", "fix the value's type") from None
