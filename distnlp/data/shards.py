@@ -3,7 +3,7 @@
 `open_corpus` reads only meta.json and each shard's Parquet footer (row-group row counts), so
 opening a corpus larger than memory, local or remote, is cheap. The pure functions at the end
 decide which rows of an epoch belong to which rank; they take `rank` and `world_size` as ints and
-never touch torch.distributed (DESIGN.md decision 5).
+never touch torch.distributed (docs/architecture.md, decision 3).
 """
 from __future__ import annotations
 

@@ -1,2 +1,2 @@
 """torch.distributed only: process groups, the weighted gradient all-reduce, barriers and the
-checkpoint commit protocol. No Ray here (DESIGN.md, layers)."""
+checkpoint commit protocol. No Ray here (docs/architecture.md, "Layers")."""

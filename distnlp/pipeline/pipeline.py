@@ -2,7 +2,7 @@
 
 The shared layer runs once per batch; each listening component reads its output through
 `scale_grad(H, grad_factor(step))`, so one backward pass carries every head's gradient, each
-scaled by its factor (DESIGN.md decision 1). When every factor is 0 the shared layer runs
+scaled by its factor (docs/architecture.md, decision 1). When every factor is 0 the shared layer runs
 under `no_grad`. A component with `listen: null` owns a private embedding instead.
 """
 from __future__ import annotations
