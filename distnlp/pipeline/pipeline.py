@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from torch import nn
 from .. import __version__, registry
 from ..data.doc import Doc
 from ..errors import CheckpointError, ConfigError
+from ..owned_paths import MARKER, check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from ..schedules import Schedule, as_schedule
 from .components import Component, component_class
 from .device import to_device
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 SHARED = "encoder"
 WEIGHTS_FILE = "model.safetensors"
+# Everything Pipeline.to_disk may write (models saved before meta.json listed its files).
+MODEL_ENTRIES = frozenset({"config.json", "labels.json", WEIGHTS_FILE, "meta.json", "code.py", "vectors", "transformer"})
 
 
 @dataclass
@@ -253,12 +257,26 @@ class Pipeline(nn.Module):
 
     # --- save / load -------------------------------------------------------------------------
     def to_disk(self, path: str | Path, *, meta: Mapping[str, Any] | None = None) -> None:
-        """config.json + labels.json + model.safetensors (+ vectors/, code.py); no pickle."""
+        """config.json + labels.json + model.safetensors (+ vectors/, code.py); no pickle.
+
+        Written into a temporary directory and renamed into place. An existing `path` is replaced
+        only when it is a distnlp model holding nothing but the files distnlp wrote there
+        (meta.json lists them); anything else is refused (NotOwnedError), never deleted.
+        """
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        owned = model_entries(path)
+        check_replaceable(path, owned, what="model directory", fix="save the model to a new or empty directory")
+        clean_stale_temps(path.parent, f".{path.name}.tmp-", MODEL_ENTRIES)
+        clean_stale_temps(path.parent, f".{path.name}.old-", MODEL_ENTRIES)
+        tmp = make_temp_dir(path.parent, f".{path.name}.tmp-")
+        try:
+            self._write(tmp, meta)
+            publish_dir(tmp, path, owned, what="model directory")
+        except BaseException:
+            discard_temp_dir(tmp, MODEL_ENTRIES)
+            raise
+
+    def _write(self, tmp: Path, meta: Mapping[str, Any] | None) -> None:
         config = dict(self.config)
         code = config.get("code")
         if code:
@@ -273,11 +291,10 @@ class Pipeline(nn.Module):
         for module in self._embeddings():
             if hasattr(module, "save_extra"):
                 module.save_extra(tmp)
-        info = {"distnlp_version": __version__, "pipeline": self.pipe_names, **(meta or {})}
+        # `files`: what a later save may replace here (and nothing else)
+        files = sorted([e.name for e in tmp.iterdir() if e.name != MARKER] + ["meta.json"])
+        info = {"distnlp_version": __version__, "pipeline": self.pipe_names, **(meta or {}), "files": files}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
 
     @classmethod
     def from_disk(cls, path: str | Path, device: str | torch.device | None = None) -> "Pipeline":
@@ -334,3 +351,18 @@ def _with_saved_extras(config: dict[str, Any], path: Path) -> dict[str, Any]:
         if isinstance(embed, dict) and embed.get(registry.USE_KEY) == "distnlp.Transformer.v1":
             embed["name"] = local
     return config
+
+
+def model_entries(path: Path) -> frozenset[str]:
+    """The entries of a distnlp model in `path` that a new save may replace: those its meta.json
+    lists (older models: every name distnlp saves), or none when `path` is not a model distnlp saved."""
+    try:
+        info = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    if not isinstance(info, dict) or "distnlp_version" not in info or not (path / "config.json").is_file():
+        return frozenset()
+    files = info.get("files")
+    if not isinstance(files, list):
+        return MODEL_ENTRIES
+    return frozenset(f for f in files if isinstance(f, str) and f not in ("", ".", "..") and "/" not in f and os.sep not in f)
