@@ -297,7 +297,10 @@ class Pipeline(nn.Module):
         (tmp / "meta.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
-    def from_disk(cls, path: str | Path, device: str | torch.device | None = None) -> "Pipeline":
+    def from_disk(cls, path: str | Path, device: str | torch.device | None = None, *, trust_code: bool = False) -> "Pipeline":
+        """Load a saved pipeline. Weights are safetensors and the config names registered
+        callables, so loading runs no code from the folder, unless the model ships its own
+        (`code.py`, or a transformer with remote code): that needs `trust_code=True`."""
         path = Path(path)
         for name in ("config.json", "labels.json", WEIGHTS_FILE):
             if not (path / name).exists():
@@ -307,6 +310,7 @@ class Pipeline(nn.Module):
             labels = json.loads((path / "labels.json").read_text())
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{path}: corrupt config.json/labels.json ({exc}); re-save the model") from None
+        _check_trust(path, config, trust_code)
         if config.get("code"):
             config["code"] = str(path / config["code"])
             registry.import_code(config["code"])
@@ -331,6 +335,38 @@ class Pipeline(nn.Module):
         if device is not None:
             nlp.to(device)
         return nlp
+
+
+TRUST_HINT = "pass trust_code=True to distnlp.load() / Pipeline.from_disk(), or --trust-code to the command, only if you trust where this model came from"
+
+
+def _check_trust(path: Path, config: Mapping[str, Any], trust_code: bool) -> None:
+    """Refuse a model that would run its own code on load unless the caller trusts it."""
+    code = config.get("code")
+    if code:
+        code_path = path / str(code)
+        if not trust_code:
+            raise CheckpointError(f"{code_path}: this model runs its own Python code when loaded; not running it ({TRUST_HINT})")
+        if path.resolve() not in code_path.resolve().parents:
+            raise CheckpointError(f"{path}/config.json: code {code!r} is outside the model directory; re-save the model")
+    remote = _remote_code_keys(config)
+    if remote and not trust_code:
+        raise CheckpointError(f"{path}/config.json: {remote[0]} is set, so loading would run code from the transformer's folder; not running it ({TRUST_HINT})")
+
+
+def _remote_code_keys(node: Any, where: str = "") -> list[str]:
+    """Config paths that ask Hugging Face to import model code (trust_remote_code)."""
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            key = f"{where}.{k}" if where else str(k)
+            if k == "trust_remote_code" and v:
+                found.append(key)
+            found += _remote_code_keys(v, key)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found += _remote_code_keys(v, f"{where}[{i}]")
+    return found
 
 
 def _with_saved_extras(config: dict[str, Any], path: Path) -> dict[str, Any]:
