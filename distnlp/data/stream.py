@@ -27,7 +27,7 @@ from .schema import CORPUS_SCHEMA
 from .shards import REBUILD, CorpusInfo, Piece, epoch_pieces, open_corpus, row_order
 
 # Columns a Doc is built from ("text" is derived from words + spaces, so it is never read).
-DOC_COLUMNS = ("doc_id", "words", "spaces", "sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ents", "cats")
+DOC_COLUMNS = ("doc_id", "words", "spaces", "sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ents", "cats", "ents_missing")
 _REQUIRED = ("words", "spaces")
 _DOC_FIELD = {"ents": "ent_spans"}  # column name -> Doc field name, where they differ
 
@@ -42,6 +42,8 @@ def _select_columns(info: CorpusInfo, columns: Sequence[str] | None) -> list[str
     if missing:
         raise CorpusError(info.path, f"column(s) {missing} are not in this corpus", f"it has {info.columns}")
     wanted = set(columns) | set(_REQUIRED)
+    if "ents" in wanted and "ents_missing" in info.columns:
+        wanted.add("ents_missing")  # entities without their missing ranges would read as "O"
     return [c for c in DOC_COLUMNS if c in wanted]
 
 
@@ -96,6 +98,12 @@ def _ents_column(arr: pa.Array) -> list[list[tuple[int, int, str]] | None]:
     return _cut(flat, arr.offsets.to_numpy().tolist(), _validity(arr))
 
 
+def _ranges_column(arr: pa.Array) -> list[list[tuple[int, int]] | None]:
+    structs = arr.values
+    flat = list(zip(_flat_values(structs.field("start")), _flat_values(structs.field("end"))))
+    return [r or None for r in _cut(flat, arr.offsets.to_numpy().tolist(), _validity(arr))]
+
+
 def _cats_column(arr: pa.Array) -> list[dict[str, float] | None]:
     offsets = arr.offsets.to_numpy().tolist()
     keys = _flat_values(arr.keys)
@@ -115,6 +123,8 @@ def _column(table: pa.Table, name: str) -> list[Any]:
         return arr.to_pylist()
     if name == "ents":
         return _ents_column(arr)
+    if name == "ents_missing":
+        return _ranges_column(arr)
     if name == "cats":
         return _cats_column(arr)
     if name == "spaces" and arr.values.null_count:  # as Doc.from_row: a null space is no space

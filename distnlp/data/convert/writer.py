@@ -26,14 +26,15 @@ import pyarrow.parquet as pq
 
 from ...errors import CorpusError
 from ...owned_paths import check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
-from ..doc import Doc
+from ..doc import Doc, join_morph, merge_ranges
 from ..schema import CORPUS_SCHEMA, LABEL_COLUMNS, SCHEMA_VERSION
 from .report import ConvertReport
 
 META_FILE = "meta.json"
 SHARD_PATTERN = "shard-{:05d}.parquet"
 _SHARD_NAME = re.compile(r"shard-\d{5,}\.parquet")
-_ANNOTATION_COLUMNS = ("sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ents", "cats")
+_ANNOTATION_COLUMNS = ("sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ents", "cats", "ents_missing")
+_TOKEN_COLUMNS = ("sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads")
 
 
 def write_corpus(
@@ -125,31 +126,56 @@ class _Stats:
 
     def __init__(self) -> None:
         self.docs = self.sentences = self.words = self.entities = 0
-        self.labels: dict[str, set[str]] = {c: set() for c in LABEL_COLUMNS}
+        self.labels: dict[str, set[str]] = {c: set() for c in (*LABEL_COLUMNS, "morphologizer")}
         self.annotated: Counter[str] = Counter()
+        self.missing: Counter[str] = Counter()  # tokens whose annotation is missing, per column
 
     def add(self, doc: Doc) -> dict[str, Any]:
+        _check_doc(doc)
+        if doc.ents_missing:
+            doc.ents_missing = merge_ranges(doc.ents_missing)
         row = doc.to_row()
         if doc.user_data.get("text_is_synthetic"):
             row["text"] = None
-        if row["heads"] is not None and any(not 0 <= h < len(doc) for h in row["heads"]):
-            raise CorpusError(f"doc {doc.doc_id!r}", "a head points outside the doc", "heads are absolute token indices")
         self.docs += 1
         self.words += len(doc.words)
         if doc.sent_starts is not None:
-            self.sentences += sum(doc.sent_starts)
+            self.sentences += sum(1 for s in doc.sent_starts if s)
         for col in _ANNOTATION_COLUMNS:
             if row[col] is not None:
                 self.annotated[col] += 1
+        for col in _TOKEN_COLUMNS:
+            if row[col] is not None:
+                self.missing[col] += sum(1 for v in row[col] if v is None)
         for col in ("tags", "pos", "morphs", "deps"):
             if row[col] is not None:
-                self.labels[col].update(row[col])
+                self.labels[col].update(v for v in row[col] if v is not None)  # None: missing, not a label
+        if doc.pos is not None and doc.morphs is not None:
+            self.labels["morphologizer"].update(m for m in map(join_morph, doc.pos, doc.morphs) if m is not None)
         if doc.ent_spans is not None:
             self.entities += len(doc.ent_spans)
             self.labels["ents"].update(label for _, _, label in doc.ent_spans)
+            self.missing["ents"] += sum(e - s for s, e in doc.ents_missing or ())
         if doc.cats is not None:
             self.labels["cats"].update(doc.cats)
         return row
+
+
+def _check_doc(doc: Doc) -> None:
+    """Annotations that fit the doc: one value per token, heads inside it, entities clear of missing ranges."""
+    where, n = f"doc {doc.doc_id!r}", len(doc)
+    for col in _TOKEN_COLUMNS:
+        values = getattr(doc, col)
+        if values is not None and len(values) != n:
+            raise CorpusError(where, f"{len(values)} {col} for {n} tokens", "give one value per token (null where unknown)")
+    if doc.heads is not None and any(h is not None and not 0 <= h < n for h in doc.heads):
+        raise CorpusError(where, "a head points outside the doc", "heads are absolute token indices")
+    for s, e in doc.ents_missing or ():
+        if not 0 <= s < e <= n:
+            raise CorpusError(where, f"missing-entity range [{s}, {e}) is outside the doc's {n} tokens", "fix the converter")
+        clash = next(((a, b, lab) for a, b, lab in doc.ent_spans or () if a < e and s < b), None)
+        if clash is not None:
+            raise CorpusError(where, f"entity {clash} overlaps the range [{s}, {e}) whose entities are unknown", "fix the converter")
 
 
 def _meta(stats: _Stats, shards: list[dict[str, Any]], sources: list[Path] | list[str], fmt: str, report: ConvertReport) -> dict[str, Any]:
@@ -157,7 +183,9 @@ def _meta(stats: _Stats, shards: list[dict[str, Any]], sources: list[Path] | lis
         "schema_version": SCHEMA_VERSION,
         "format": fmt,
         "counts": {"docs": stats.docs, "sentences": stats.sentences, "words": stats.words, "entities": stats.entities},
-        "labels": {col: sorted(vals) for col, vals in stats.labels.items() if stats.annotated[col]},
+        "labels": {col: sorted(vals) for col, vals in stats.labels.items() if vals or stats.annotated[col]},
+        # tokens whose annotation is unknown inside annotated docs (not trained, not scored)
+        "missing_tokens": {col: n for col, n in sorted(stats.missing.items()) if n},
         "annotated": {col: stats.annotated[col] for col in _ANNOTATION_COLUMNS if stats.annotated[col]},
         "sources": [_describe_source(p) for p in sources],
         "shards": shards,
