@@ -13,6 +13,7 @@ from typing import Any
 from ..data.convert import FORMATS, ConvertReport, ReadOptions, read_docs, resolve_format, write_corpus
 from ..data.convert.jsonl import ALIGNMENT_MODES
 from ..errors import DistnlpError
+from .args import MixedArgumentParser
 
 HELP = "convert CoNLL-U, IOB, JSONL, CSV or text files into a Parquet corpus"
 
@@ -71,7 +72,7 @@ def summary(meta: dict[str, Any], output: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="distnlp convert", description=HELP)
+    parser = MixedArgumentParser(prog="distnlp convert", description=HELP)
     _add_arguments(parser)
     return run(parser.parse_args(argv))
 
