@@ -33,8 +33,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=int, default=10_000, help="docs per shard (default 10000)")
     p.add_argument("--row-group-size", type=int, default=256, help="docs per Parquet row group (default 256)")
     p.add_argument("--alignment-mode", choices=ALIGNMENT_MODES, default="strict", help="JSONL entity offsets off token boundaries: error (strict) or snap")
-    p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid sentences and mismatched NER sentences instead of failing")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing converted corpus in OUTPUT_DIR")
+    p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid sentences; drop the NER labels of invalid or mismatched NER sentences (their entities become missing) instead of failing")
+    p.add_argument("--overwrite", action="store_true", help="replace a corpus distnlp convert wrote in OUTPUT_DIR (a folder holding anything else is refused)")
 
 
 def run(args: argparse.Namespace) -> int:
