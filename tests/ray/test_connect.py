@@ -96,3 +96,12 @@ def test_stale_current_cluster_file_is_ignored(monkeypatch: pytest.MonkeyPatch) 
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_connect_timeout_is_a_valid_setting() -> None:
+    from distnlp.cli.compose import compose_config
+    from distnlp.config import validate_config
+
+    config = compose_config(["distributed=ray", "+distributed.connect_timeout_s=30"])
+    validate_config(config)
+    assert config["distributed"]["connect_timeout_s"] == 30
