@@ -82,8 +82,10 @@ def check_replaceable(
     d = Path(directory)
     if not os.path.lexists(d):
         return
-    if d.is_symlink() or not d.is_dir():
-        raise NotOwnedError(f"{d}: exists and is not a directory distnlp wrote; refusing to replace this {what} (choose another path)")
+    if d.is_symlink():  # replacing it would replace the link, not what it points to
+        raise NotOwnedError(f"{d}: is a symbolic link; refusing to replace this {what} (pass the directory it points to: {os.path.realpath(d)})")
+    if not d.is_dir():
+        raise NotOwnedError(f"{d}: exists and is not a directory; refusing to replace this {what} (choose another path)")
     here = d.resolve()
     for inp in inputs:
         p = Path(inp).resolve()

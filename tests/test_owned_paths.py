@@ -106,3 +106,10 @@ def test_a_killed_writer_leaves_a_temp_that_the_next_run_removes(tmp_path: Path)
     (left,) = tmp_path.glob(".out.tmp-*")
     assert clean_stale_temps(tmp_path, ".out.tmp-", {"shard"}) == [left]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_symlinked_directory_is_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(NotOwnedError, match="symbolic link.*real"):
+        check_replaceable(tmp_path / "link", ())
