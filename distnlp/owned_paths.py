@@ -6,7 +6,8 @@ directory, or a predicate on such a name; a listed subdirectory is owned with ev
 
     check_replaceable(directory, owned, inputs=(), *, what, fix) -> None
         Raise NotOwnedError unless `directory` is absent, or an empty directory, or a directory
-        holding nothing but owned entries, and no path in `inputs` is inside it (or is it).
+        holding nothing but owned entries, and no path in `inputs` is inside it (or is it), and
+        it is not a symbolic link nor the current directory (or one containing it).
     remove_owned(directory, owned, *, what) -> None
         check_replaceable, then remove the owned entries and the directory itself. Refuses
         (removing nothing) when the directory holds anything else.
@@ -87,6 +88,13 @@ def check_replaceable(
     if not d.is_dir():
         raise NotOwnedError(f"{d}: exists and is not a directory; refusing to replace this {what} (choose another path)")
     here = d.resolve()
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the cwd was removed: nothing to protect
+        cwd = None
+    if cwd is not None and (cwd == here or here in cwd.parents):
+        # swapping it out would leave the shell (and this process) in a deleted directory
+        raise NotOwnedError(f"{d}: is the current directory or contains it; refusing to replace this {what} (write to a subdirectory or elsewhere)")
     for inp in inputs:
         p = Path(inp).resolve()
         if p == here or here in p.parents:

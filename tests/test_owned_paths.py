@@ -113,3 +113,11 @@ def test_a_symlinked_directory_is_not_replaced(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(NotOwnedError, match="symbolic link.*real"):
         check_replaceable(tmp_path / "link", ())
+
+
+def test_the_current_directory_is_not_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cwd" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "cwd" / "sub")
+    for d in (Path("."), Path("..")):  # an empty cwd would otherwise be swapped out from under the shell
+        with pytest.raises(NotOwnedError, match="current directory"):
+            check_replaceable(d, lambda name: True)

@@ -263,7 +263,7 @@ class Pipeline(nn.Module):
         only when it is a distnlp model holding nothing but the files distnlp wrote there
         (meta.json lists them); anything else is refused (NotOwnedError), never deleted.
         """
-        path = Path(path)
+        path = Path(os.path.abspath(path))  # "." or "..": its parent and name must be real
         owned = model_entries(path)
         check_replaceable(path, owned, what="model directory", fix="save the model to a new or empty directory")
         clean_stale_temps(path.parent, f".{path.name}.tmp-", MODEL_ENTRIES)

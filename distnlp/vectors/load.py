@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ def init_vectors(
     OUTPUT_DIR may be new, empty, or a vectors directory distnlp wrote (it is replaced); one
     holding anything else, or holding an input file, is refused before any work (owned_paths).
     """
-    out = Path(output_dir)
+    out = Path(os.path.abspath(output_dir))  # "." or "..": its parent and name must be real
     owned = vectors_entries(out)
     inputs = [p for p in (input_path, words_path) if p is not None]
     check_replaceable(out, owned, inputs=inputs, what="vectors directory", fix="choose a new or empty OUTPUT_DIR")

@@ -51,7 +51,7 @@ def write_corpus(
     """Write `docs` to OUTPUT_DIR/shard-NNNNN.parquet (shard_size docs each) + meta.json; return the meta."""
     if shard_size < 1 or row_group_size < 1:
         raise CorpusError("--shard-size/--row-group-size", "must be at least 1", "pass positive numbers")
-    out = Path(out_dir)
+    out = Path(os.path.abspath(out_dir))  # "." or "..": its parent and name must be real
     owned = _check_output(out, overwrite, sources or [])
     # hidden `.OUT.tmp-*` / `.OUT.old-*` directories of a conversion that was killed mid-way
     for kind in ("tmp", "old"):
