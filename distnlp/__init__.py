@@ -9,11 +9,16 @@ if TYPE_CHECKING:
     from .pipeline.pipeline import Pipeline
 
 
-def load(path: Any) -> "Pipeline":
-    """Load a saved pipeline directory (model-best/, model-last/ or any `Pipeline.to_disk` output)."""
+def load(path: Any, *, trust_code: bool = False) -> "Pipeline":
+    """Load a saved pipeline directory (model-best/, model-last/ or any `Pipeline.to_disk` output).
+
+    Loading runs no code from the directory: weights are safetensors and the config names only
+    registered callables. A model saved with user code (`code.py`) loads only with
+    `trust_code=True`, because that file is imported and can do anything (SECURITY.md).
+    """
     from .pipeline.pipeline import Pipeline
 
-    return Pipeline.from_disk(path)
+    return Pipeline.from_disk(path, trust_code=trust_code)
 
 
 __all__ = ["load", "__version__"]

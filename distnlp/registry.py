@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -181,9 +183,21 @@ def import_code(path: str | Path | None) -> None:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # user code: report where it broke
+    except Exception as exc:  # user code: report where it broke, in the user's file, not ours
         del sys.modules[mod_name]
-        raise ConfigError("code", f"importing {p} failed: {type(exc).__name__}: {exc}", "fix the user code file") from exc
+        raise ConfigError("code", _user_error(p, exc), "fix the user code file") from None
+
+
+def _user_error(path: Path, exc: BaseException) -> str:
+    """`file:line: Type: message`, at the deepest line of the user's file in the traceback (a
+    SyntaxError names its own line)."""
+    what = f"{type(exc).__name__}: {exc.msg if isinstance(exc, SyntaxError) else exc}"
+    target = os.path.realpath(path)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        shown = path if os.path.realpath(exc.filename) == target else exc.filename
+        return f"{shown}:{exc.lineno}: {what}"
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if os.path.realpath(f.filename) == target]
+    return f"{path}:{lines[-1]}: {what}" if lines else f"importing {path} failed: {what}"
 
 
 _BUILTINS_LOADED = False

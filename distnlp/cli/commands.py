@@ -35,6 +35,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", help="write the scores as JSON here")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--trust-code", action="store_true", help="allow a model saved with user code (code.py) to run it on load")
     p.set_defaults(run=run_evaluate)
 
 
@@ -136,7 +137,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     model = Path(args.model)
     if not model.exists():
         raise DistnlpError(f"{model}: model directory not found (pass a model-best/ or model-last/ directory)")
-    nlp = Pipeline.from_disk(model, device=pick_device(args.device))
+    nlp = Pipeline.from_disk(model, device=pick_device(args.device), trust_code=args.trust_code)
     docs = list(read_docs(args.corpus))
     start = time.perf_counter()
     scores = nlp.evaluate(docs, batch_size=args.batch_size)

@@ -13,6 +13,7 @@ from typing import Any
 from ..data.convert import FORMATS, ConvertReport, ReadOptions, read_docs, resolve_format, write_corpus
 from ..data.convert.jsonl import ALIGNMENT_MODES
 from ..errors import DistnlpError
+from .args import MixedArgumentParser
 
 HELP = "convert CoNLL-U, IOB, JSONL, CSV or text files into a Parquet corpus"
 
@@ -32,8 +33,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=int, default=10_000, help="docs per shard (default 10000)")
     p.add_argument("--row-group-size", type=int, default=256, help="docs per Parquet row group (default 256)")
     p.add_argument("--alignment-mode", choices=ALIGNMENT_MODES, default="strict", help="JSONL entity offsets off token boundaries: error (strict) or snap")
-    p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid sentences and mismatched NER sentences instead of failing")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing converted corpus in OUTPUT_DIR")
+    p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid sentences; drop the NER labels of invalid or mismatched NER sentences (their entities become missing) instead of failing")
+    p.add_argument("--overwrite", action="store_true", help="replace a corpus distnlp convert wrote in OUTPUT_DIR (a folder holding anything else is refused)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +72,7 @@ def summary(meta: dict[str, Any], output: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="distnlp convert", description=HELP)
+    parser = MixedArgumentParser(prog="distnlp convert", description=HELP)
     _add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DistnlpError
+from .args import MixedArgumentParser
 
 __all__ = ["add_parser", "main", "run"]
 
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] != ["vectors"]:
         argv = ["vectors", *argv]
-    parser = argparse.ArgumentParser(prog="distnlp init")
+    parser = MixedArgumentParser(prog="distnlp init")
     add_parser(parser.add_subparsers(dest="init_command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))

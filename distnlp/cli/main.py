@@ -22,10 +22,12 @@ import sys  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 
 from ..errors import DistnlpError  # noqa: E402
+from .args import MixedArgumentParser  # noqa: E402
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distnlp", description="spaCy-style NLP pipelines trained on many GPUs with Ray")
+    # options may come anywhere, e.g. `distnlp convert in.conllu --ner x.iob2 out/` (args.py)
+    parser = MixedArgumentParser(prog="distnlp", description="spaCy-style NLP pipelines trained on many GPUs with Ray")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 

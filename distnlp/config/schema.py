@@ -78,6 +78,7 @@ DISTRIBUTED_RAY = {
     "max_failures": int,
     "bucket_mb": NUMBER,
     "timeout_s": NUMBER,
+    "connect_timeout_s": NUMBER,  # deadline of every connection attempt to Ray (driver.connect)
 }
 
 COMPONENT_COMMON: dict[str, Any] = {

@@ -1,11 +1,13 @@
 """Doc, Token and Span: the spaCy-like objects that corpora produce and pipelines annotate.
 
 A Doc holds words and spaces (so `doc.text` round-trips) plus optional annotation columns. A
-column is None when the annotation is missing, which is different from "every token is O".
+column is None when the annotation is missing, which is different from "every token is O"; a
+single token's value is None when only that token's annotation is missing; `ents_missing` lists
+the token ranges whose entities are unknown inside a doc that has entity annotation.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +122,9 @@ class Token:
 
     @property
     def ent_iob_(self) -> str:
+        """B/I/O, or "" where entity annotation is missing (spaCy's convention)."""
+        if self.doc.ents_missing_at(self.i):
+            return ""
         for span in self.doc.ents:
             if span.start == self.i:
                 return "B"
@@ -171,6 +176,8 @@ class Doc:
     heads: list[int] | None = None
     ent_spans: list[tuple[int, int, str]] | None = None
     cats: dict[str, float] | None = None
+    # Token ranges [start, end) whose entities are unknown (only meaningful when ent_spans is set).
+    ents_missing: list[tuple[int, int]] | None = None
     # Set by a pipeline: static vectors table (for Token.vector), the shared embedding's output,
     # and whatever a transformer annotation setter stores.
     vocab_vectors: Any = field(default=None, repr=False)
@@ -203,6 +210,7 @@ class Doc:
             heads=None if heads is None else [int(h) for h in heads],
             ent_spans=None if ents is None else [(int(e["start"]), int(e["end"]), str(e["label"])) for e in ents],
             cats=None if cats is None else {str(k): float(v) for k, v in (cats.items() if isinstance(cats, Mapping) else cats)},
+            ents_missing=_ranges(row.get("ents_missing")),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -222,6 +230,7 @@ class Doc:
                 {"start": s, "end": e, "label": lab} for s, e, lab in self.ent_spans
             ],
             "cats": None if self.cats is None else dict(self.cats),
+            "ents_missing": None if not self.ents_missing else [{"start": s, "end": e} for s, e in self.ents_missing],
         }
 
     def copy_unannotated(self) -> "Doc":
@@ -269,6 +278,21 @@ class Doc:
             (s.start, s.end, s.label_) if isinstance(s, Span) else (int(s[0]), int(s[1]), str(s[2]))
             for s in spans
         ]
+
+    def ents_missing_at(self, i: int) -> bool:
+        """Whether token i's entity annotation is unknown (in a missing range, or no ents at all)."""
+        if self.ent_spans is None:
+            return True
+        return any(s <= i < e for s, e in self.ents_missing or ())
+
+    def ent_missing_mask(self) -> list[bool]:
+        """Per token: True where the entity annotation is unknown."""
+        if self.ent_spans is None:
+            return [True] * len(self)
+        mask = [False] * len(self)
+        for s, e in self.ents_missing or ():
+            mask[s:e] = [True] * (e - s)
+        return mask
 
     @property
     def sents(self) -> Iterator[Span]:
@@ -337,6 +361,30 @@ class Doc:
 
 def _opt_list(v: Any) -> list[Any] | None:
     return None if v is None else list(v)
+
+
+def _ranges(v: Any) -> list[tuple[int, int]] | None:
+    if not v:
+        return None
+    return [(int(r["start"]), int(r["end"])) if isinstance(r, Mapping) else (int(r[0]), int(r[1])) for r in v]
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-empty, non-overlapping [start, end) ranges covering the same tokens."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted((int(a), int(b)) for a, b in ranges if b > a):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def join_morph(pos: str | None, morph: str | None) -> str | None:
+    """The morphologizer's label "POS=<upos>|<feats>"; None when either part is missing."""
+    if pos is None or morph is None:
+        return None
+    return f"POS={pos}|{morph}" if morph else f"POS={pos}"
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

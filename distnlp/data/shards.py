@@ -56,6 +56,8 @@ class CorpusInfo:
     shards: list[Shard]
     units: list[Unit]
     columns: list[str]  # column names stored in the shards
+    # which corpus this is, for messages (e.g. "corpus.train": the config key the user can fix)
+    label: str | None = None
     # Parquet leaf paths of nested string columns (words.list.element, ...): read as Arrow
     # dictionaries, so decoding skips materializing (and later re-hashing) every string.
     dict_leaves: list[str] = field(default_factory=list)
@@ -68,17 +70,21 @@ class CorpusInfo:
     def n_words(self) -> int:
         return int(self.meta.get("counts", {}).get("words", 0))
 
+    def where(self, text: str) -> str:
+        """`text` (a shard, a row group) prefixed with the corpus label, for an error's `where`."""
+        return labelled(self.label, text)
+
     def open_shard(self, shard: int) -> pq.ParquetFile:
         """A ParquetFile that reuses the footer read at open time (one less request on s3)."""
         s = self.shards[shard]
         try:
             return pq.ParquetFile(self.fs.open_input_file(s.file), metadata=s.metadata, read_dictionary=self.dict_leaves)
         except (OSError, pa.ArrowException) as exc:
-            raise CorpusError(s.name, f"cannot open shard: {exc}", REBUILD) from exc
+            raise CorpusError(self.where(s.name), f"cannot open shard: {exc}", REBUILD) from exc
 
     def read_unit(self, unit: Unit, columns: Sequence[str]) -> pa.Table:
         """The rows of one row group, only `columns`. A corrupt page names shard and row group."""
-        name = self.shards[unit.shard].name
+        name = self.where(self.shards[unit.shard].name)
         try:
             table = self.open_shard(unit.shard).read_row_group(unit.row_group, columns=list(columns))
         except CorpusError:
@@ -105,8 +111,25 @@ def resolve_path(path: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(text)).replace(os.sep, "/")
 
 
-def open_corpus(path: str | os.PathLike[str]) -> CorpusInfo:
-    """Read meta.json and every shard footer. Raises CorpusError on anything missing or corrupt."""
+def labelled(label: str | None, where: str) -> str:
+    return f"{label}: {where}" if label else where
+
+
+def open_corpus(path: str | os.PathLike[str], label: str | None = None) -> CorpusInfo:
+    """Read meta.json and every shard footer. Raises CorpusError on anything missing or corrupt.
+
+    `label` names the corpus in every error (give the config key, e.g. "corpus.dev"), so a
+    message about a shard says which of the run's corpora it belongs to.
+    """
+    try:
+        return _open_corpus(path, label)
+    except CorpusError as exc:
+        if not label:
+            raise
+        raise CorpusError(labelled(label, exc.where), exc.problem, exc.fix) from exc.__cause__
+
+
+def _open_corpus(path: str | os.PathLike[str], label: str | None) -> CorpusInfo:
     shown = os.fspath(path)
     fs, root = resolve_path(path)
     root = root.rstrip("/") or "/"
@@ -132,7 +155,7 @@ def open_corpus(path: str | os.PathLike[str]) -> CorpusInfo:
     for required in ("words", "spaces"):
         if shards and required not in cols:
             raise CorpusError(shards[0].name, f"no {required!r} column (not a distnlp corpus?)", REBUILD)
-    return CorpusInfo(path=shown, fs=fs, root=root, meta=meta, shards=shards, units=units, columns=cols,
+    return CorpusInfo(path=shown, fs=fs, root=root, meta=meta, shards=shards, units=units, columns=cols, label=label,
                       dict_leaves=_nested_string_leaves(shards[0].metadata) if shards else [])
 
 

@@ -27,7 +27,7 @@ from .schema import CORPUS_SCHEMA
 from .shards import REBUILD, CorpusInfo, Piece, epoch_pieces, open_corpus, row_order
 
 # Columns a Doc is built from ("text" is derived from words + spaces, so it is never read).
-DOC_COLUMNS = ("doc_id", "words", "spaces", "sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ents", "cats")
+DOC_COLUMNS = ("doc_id", "words", "spaces", "sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ents", "cats", "ents_missing")
 _REQUIRED = ("words", "spaces")
 _DOC_FIELD = {"ents": "ent_spans"}  # column name -> Doc field name, where they differ
 
@@ -42,6 +42,8 @@ def _select_columns(info: CorpusInfo, columns: Sequence[str] | None) -> list[str
     if missing:
         raise CorpusError(info.path, f"column(s) {missing} are not in this corpus", f"it has {info.columns}")
     wanted = set(columns) | set(_REQUIRED)
+    if "ents" in wanted and "ents_missing" in info.columns:
+        wanted.add("ents_missing")  # entities without their missing ranges would read as "O"
     return [c for c in DOC_COLUMNS if c in wanted]
 
 
@@ -96,6 +98,12 @@ def _ents_column(arr: pa.Array) -> list[list[tuple[int, int, str]] | None]:
     return _cut(flat, arr.offsets.to_numpy().tolist(), _validity(arr))
 
 
+def _ranges_column(arr: pa.Array) -> list[list[tuple[int, int]] | None]:
+    structs = arr.values
+    flat = list(zip(_flat_values(structs.field("start")), _flat_values(structs.field("end"))))
+    return [r or None for r in _cut(flat, arr.offsets.to_numpy().tolist(), _validity(arr))]
+
+
 def _cats_column(arr: pa.Array) -> list[dict[str, float] | None]:
     offsets = arr.offsets.to_numpy().tolist()
     keys = _flat_values(arr.keys)
@@ -115,6 +123,8 @@ def _column(table: pa.Table, name: str) -> list[Any]:
         return arr.to_pylist()
     if name == "ents":
         return _ents_column(arr)
+    if name == "ents_missing":
+        return _ranges_column(arr)
     if name == "cats":
         return _cats_column(arr)
     if name == "spaces" and arr.values.null_count:  # as Doc.from_row: a null space is no space
@@ -206,10 +216,12 @@ class DocStream(CursorStream):
         columns: list[str] | None = None,
         min_length: int = 0,
         max_length: int = 0,
+        label: str | None = None,
     ) -> None:
+        """`label`: the config key naming this corpus ("corpus.train"), put in every error."""
         if world_size < 1 or not 0 <= rank < world_size:
             raise ConfigError("rank", f"rank {rank} is outside 0..{world_size - 1}", "pass 0 <= rank < world_size")
-        self.info = open_corpus(path)
+        self.info = open_corpus(path, label)
         self.rank, self.world_size, self.seed = int(rank), int(world_size), int(seed)
         self.shuffle, self.infinite = bool(shuffle), bool(infinite)
         self.columns = _select_columns(self.info, columns)
@@ -263,7 +275,7 @@ class DocStream(CursorStream):
         unit = piece.unit
         rows = row_order(unit, self.seed, epoch, self.shuffle)[piece.start + skip:piece.stop]
         table = self.info.read_unit(unit, self.columns)
-        where = f"{self.info.shards[unit.shard].name} row group {unit.row_group}"
+        where = self.info.where(f"{self.info.shards[unit.shard].name} row group {unit.row_group}")
         keep = self._keep_mask(table)
         wanted = rows if keep is None else rows[keep[rows]]
         if keep is not None:
@@ -288,21 +300,22 @@ class DocStream(CursorStream):
         return None if keep.all() else keep
 
 
-def read_docs(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[Doc]:
-    """Every doc of a corpus in stored order (evaluation), one row group in memory at a time."""
-    info = open_corpus(path)
+def read_docs(path: str | os.PathLike[str], columns: list[str] | None = None, label: str | None = None) -> Iterator[Doc]:
+    """Every doc of a corpus in stored order (evaluation), one row group in memory at a time.
+    `label` (e.g. "corpus.dev") names the corpus in errors."""
+    info = open_corpus(path, label)
     cols = _select_columns(info, columns)
     for unit in info.units:
         table = info.read_unit(unit, cols)
-        yield from table_to_docs(table, f"{info.shards[unit.shard].name} row group {unit.row_group}")
+        yield from table_to_docs(table, info.where(f"{info.shards[unit.shard].name} row group {unit.row_group}"))
 
 
-def count_words(path: str | os.PathLike[str]) -> int:
+def count_words(path: str | os.PathLike[str], label: str | None = None) -> int:
     """Words in the corpus, from meta.json (no shard is read)."""
-    info = open_corpus(path)
+    info = open_corpus(path, label)
     counts = info.meta.get("counts", {})
     if "words" not in counts:
-        raise CorpusError(f"{info.path}/meta.json", "has no counts.words", REBUILD)
+        raise CorpusError(info.where(f"{info.path}/meta.json"), "has no counts.words", REBUILD)
     return int(counts["words"])
 
 
@@ -316,20 +329,21 @@ class ParquetCorpus:
     max_length: int = 0
     infinite: bool = False
     columns: tuple[str, ...] | None = None
+    label: str | None = None  # the config key, e.g. "corpus.train", for error messages
 
     def __call__(self, rank: int = 0, world_size: int = 1, seed: int = 0) -> DocStream:
         return DocStream(
             self.path, rank=rank, world_size=world_size, seed=seed, shuffle=self.shuffle,
             infinite=self.infinite, columns=None if self.columns is None else list(self.columns),
-            min_length=self.min_length, max_length=self.max_length,
+            min_length=self.min_length, max_length=self.max_length, label=self.label,
         )
 
 
 @readers("distnlp.ParquetCorpus.v1")
 def configure_parquet_corpus(
-    path: str, shuffle: bool = True, min_length: int = 0, max_length: int = 0
+    path: str, shuffle: bool = True, min_length: int = 0, max_length: int = 0, label: str | None = None
 ) -> Callable[[int, int, int], DocStream]:
-    return ParquetCorpus(path=str(path), shuffle=shuffle, min_length=min_length, max_length=max_length)
+    return ParquetCorpus(path=str(path), shuffle=shuffle, min_length=min_length, max_length=max_length, label=label)
 
 
 __all__ = ["DocStream", "ParquetCorpus", "read_docs", "count_words", "table_to_docs"]

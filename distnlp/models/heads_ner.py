@@ -15,6 +15,8 @@ from .heads_common import IGNORE, Head, zero_loss
 
 __all__ = ["NERHead", "ner_head", "pad_flat"]
 
+MISSING = "-"  # spaCy's BILUO marker for a token whose entity annotation is unknown
+
 
 def pad_flat(X: Tensor, lengths: Sequence[int], fill: float = 0.0) -> Tensor:
     """[n_total, L] -> [B, T_max, L], docs in order, padded with `fill`."""
@@ -68,15 +70,19 @@ class NERHead(Head):
         return F.cross_entropy(scores.float(), targets, ignore_index=IGNORE, reduction="sum"), n
 
     def targets(self, docs: Sequence[Any]) -> Tensor:
-        """Flat BILUO tag ids; every token of a doc without entity annotation is IGNORE, and so
-        are the tokens of an entity whose label is not in the inventory."""
+        """Flat BILUO tag ids. IGNORE (no loss) for every token of a doc without entity
+        annotation, for the tokens of its `ents_missing` ranges (unknown, not "O"), and for the
+        tokens of an entity whose label is not in the inventory."""
         ids = self.label_to_id
         out: list[int] = []
         for doc in docs:
             if doc.ent_spans is None:
                 out.extend([IGNORE] * len(doc))
-            else:
-                out.extend(ids.get(t, IGNORE) for t in biluo_tags_from_spans(len(doc), doc.ent_spans))
+                continue
+            tags: list[str] = biluo_tags_from_spans(len(doc), doc.ent_spans)
+            for s, e in getattr(doc, "ents_missing", None) or ():
+                tags[s:e] = [MISSING] * (e - s)
+            out.extend(ids.get(t, IGNORE) for t in tags)
         return torch.tensor(out, dtype=torch.long)
 
     @torch.no_grad()

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..data.doc import Doc
+from ..data.doc import Doc, join_morph  # noqa: F401  (join_morph: re-exported for training.labels)
 from ..errors import ConfigError
 
 IGNORE = -100
@@ -81,7 +81,7 @@ class TokenLabelComponent(Component):
     def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
         return list(labels.get(str(settings.get("column", "tags")), []))
 
-    def doc_labels(self, doc: Doc) -> list[str] | None:
+    def doc_labels(self, doc: Doc) -> list[str | None] | None:
         return getattr(doc, self.column)
 
     def targets(self, docs: Sequence[Doc]) -> torch.Tensor:
@@ -92,7 +92,8 @@ class TokenLabelComponent(Component):
             if col is None:
                 out.extend([IGNORE] * len(doc))
             else:
-                out.extend(index.get(v, IGNORE) for v in col)
+                # a missing token (None) and a label outside the inventory carry no loss
+                out.extend(IGNORE if v is None else index.get(v, IGNORE) for v in col)
         return torch.tensor(out, dtype=torch.long)
 
     first_label: ClassVar[str | None] = None
@@ -120,10 +121,10 @@ class MorphologizerComponent(TokenLabelComponent):
     def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
         return list(labels.get("morphologizer", []))
 
-    def doc_labels(self, doc: Doc) -> list[str] | None:
+    def doc_labels(self, doc: Doc) -> list[str | None] | None:
         if doc.pos is None or doc.morphs is None:
             return None
-        return [join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)]
+        return [join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)]  # None where either is missing
 
     def write(self, doc: Doc, values: list[str]) -> None:
         if not hasattr(self, "_split"):
@@ -146,8 +147,8 @@ class SenterComponent(TokenLabelComponent):
     def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
         return ["I", "S"]
 
-    def doc_labels(self, doc: Doc) -> list[str] | None:
-        return None if doc.sent_starts is None else ["S" if s else "I" for s in doc.sent_starts]
+    def doc_labels(self, doc: Doc) -> list[str | None] | None:
+        return None if doc.sent_starts is None else [None if s is None else "S" if s else "I" for s in doc.sent_starts]
 
     def write(self, doc: Doc, values: list[str]) -> None:
         doc.sent_starts = [i == 0 or v == "S" for i, v in enumerate(values)]
@@ -223,10 +224,6 @@ def component_class(factory: str, path: str) -> type[Component]:
         from ..errors import did_you_mean
 
         raise ConfigError(path, f"unknown factory {factory!r}", did_you_mean(factory, COMPONENT_CLASSES)) from None
-
-
-def join_morph(pos: str, morph: str) -> str:
-    return f"POS={pos}|{morph}" if morph else f"POS={pos}"
 
 
 def split_morph(label: str) -> tuple[str, str]:

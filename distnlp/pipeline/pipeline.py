@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from torch import nn
 from .. import __version__, registry
 from ..data.doc import Doc
 from ..errors import CheckpointError, ConfigError
+from ..owned_paths import MARKER, check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from ..schedules import Schedule, as_schedule
 from .components import Component, component_class
 from .device import to_device
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 SHARED = "encoder"
 WEIGHTS_FILE = "model.safetensors"
+# Everything Pipeline.to_disk may write (models saved before meta.json listed its files).
+MODEL_ENTRIES = frozenset({"config.json", "labels.json", WEIGHTS_FILE, "meta.json", "code.py", "vectors", "transformer"})
 
 
 @dataclass
@@ -253,12 +257,26 @@ class Pipeline(nn.Module):
 
     # --- save / load -------------------------------------------------------------------------
     def to_disk(self, path: str | Path, *, meta: Mapping[str, Any] | None = None) -> None:
-        """config.json + labels.json + model.safetensors (+ vectors/, code.py); no pickle."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        """config.json + labels.json + model.safetensors (+ vectors/, code.py); no pickle.
+
+        Written into a temporary directory and renamed into place. An existing `path` is replaced
+        only when it is a distnlp model holding nothing but the files distnlp wrote there
+        (meta.json lists them); anything else is refused (NotOwnedError), never deleted.
+        """
+        path = Path(os.path.abspath(path))  # "." or "..": its parent and name must be real
+        owned = model_entries(path)
+        check_replaceable(path, owned, what="model directory", fix="save the model to a new or empty directory")
+        clean_stale_temps(path.parent, f".{path.name}.tmp-", MODEL_ENTRIES)
+        clean_stale_temps(path.parent, f".{path.name}.old-", MODEL_ENTRIES)
+        tmp = make_temp_dir(path.parent, f".{path.name}.tmp-")
+        try:
+            self._write(tmp, meta)
+            publish_dir(tmp, path, owned, what="model directory")
+        except BaseException:
+            discard_temp_dir(tmp, MODEL_ENTRIES)
+            raise
+
+    def _write(self, tmp: Path, meta: Mapping[str, Any] | None) -> None:
         config = dict(self.config)
         code = config.get("code")
         if code:
@@ -273,14 +291,16 @@ class Pipeline(nn.Module):
         for module in self._embeddings():
             if hasattr(module, "save_extra"):
                 module.save_extra(tmp)
-        info = {"distnlp_version": __version__, "pipeline": self.pipe_names, **(meta or {})}
+        # `files`: what a later save may replace here (and nothing else)
+        files = sorted([e.name for e in tmp.iterdir() if e.name != MARKER] + ["meta.json"])
+        info = {"distnlp_version": __version__, "pipeline": self.pipe_names, **(meta or {}), "files": files}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
 
     @classmethod
-    def from_disk(cls, path: str | Path, device: str | torch.device | None = None) -> "Pipeline":
+    def from_disk(cls, path: str | Path, device: str | torch.device | None = None, *, trust_code: bool = False) -> "Pipeline":
+        """Load a saved pipeline. Weights are safetensors and the config names registered
+        callables, so loading runs no code from the folder, unless the model ships its own
+        (`code.py`, or a transformer with remote code): that needs `trust_code=True`."""
         path = Path(path)
         for name in ("config.json", "labels.json", WEIGHTS_FILE):
             if not (path / name).exists():
@@ -290,6 +310,7 @@ class Pipeline(nn.Module):
             labels = json.loads((path / "labels.json").read_text())
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{path}: corrupt config.json/labels.json ({exc}); re-save the model") from None
+        _check_trust(path, config, trust_code)
         if config.get("code"):
             config["code"] = str(path / config["code"])
             registry.import_code(config["code"])
@@ -316,6 +337,38 @@ class Pipeline(nn.Module):
         return nlp
 
 
+TRUST_HINT = "pass trust_code=True to distnlp.load() / Pipeline.from_disk(), or --trust-code to the command, only if you trust where this model came from"
+
+
+def _check_trust(path: Path, config: Mapping[str, Any], trust_code: bool) -> None:
+    """Refuse a model that would run its own code on load unless the caller trusts it."""
+    code = config.get("code")
+    if code:
+        code_path = path / str(code)
+        if not trust_code:
+            raise CheckpointError(f"{code_path}: this model runs its own Python code when loaded; not running it ({TRUST_HINT})")
+        if path.resolve() not in code_path.resolve().parents:
+            raise CheckpointError(f"{path}/config.json: code {code!r} is outside the model directory; re-save the model")
+    remote = _remote_code_keys(config)
+    if remote and not trust_code:
+        raise CheckpointError(f"{path}/config.json: {remote[0]} is set, so loading would run code from the transformer's folder; not running it ({TRUST_HINT})")
+
+
+def _remote_code_keys(node: Any, where: str = "") -> list[str]:
+    """Config paths that ask Hugging Face to import model code (trust_remote_code)."""
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            key = f"{where}.{k}" if where else str(k)
+            if k == "trust_remote_code" and v:
+                found.append(key)
+            found += _remote_code_keys(v, key)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found += _remote_code_keys(v, f"{where}[{i}]")
+    return found
+
+
 def _with_saved_extras(config: dict[str, Any], path: Path) -> dict[str, Any]:
     """Point saved transformers at the copy inside the model directory (no network on load).
 
@@ -334,3 +387,18 @@ def _with_saved_extras(config: dict[str, Any], path: Path) -> dict[str, Any]:
         if isinstance(embed, dict) and embed.get(registry.USE_KEY) == "distnlp.Transformer.v1":
             embed["name"] = local
     return config
+
+
+def model_entries(path: Path) -> frozenset[str]:
+    """The entries of a distnlp model in `path` that a new save may replace: those its meta.json
+    lists (older models: every name distnlp saves), or none when `path` is not a model distnlp saved."""
+    try:
+        info = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    if not isinstance(info, dict) or "distnlp_version" not in info or not (path / "config.json").is_file():
+        return frozenset()
+    files = info.get("files")
+    if not isinstance(files, list):
+        return MODEL_ENTRIES
+    return frozenset(f for f in files if isinstance(f, str) and f not in ("", ".", "..") and "/" not in f and os.sep not in f)

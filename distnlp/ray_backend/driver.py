@@ -23,15 +23,36 @@ log = logging.getLogger(__name__)
 
 
 def connect(dist_cfg: dict[str, Any]) -> None:
+    """Join the cluster at distributed.address (or RAY_ADDRESS), else start a private local Ray.
+
+    Private means `address="local"`: a bare ray.init() would instead join whatever cluster the
+    `ray_current_cluster` file in Ray's temp directory names, and a stale one hangs the run.
+    Every attempt has a deadline (distributed.connect_timeout_s, default 120 s) and fails with
+    an error naming the address and what to do.
+    """
+    from .connection import loopback_only, probe, run_with_deadline
+
     if ray.is_initialized():
         return
     address = dist_cfg.get("address") or os.environ.get("RAY_ADDRESS")
+    timeout_s = float(dist_cfg.get("connect_timeout_s") or 120)
     if address:
-        ray.init(address=address, log_to_driver=True)
+        what = f"the Ray cluster at {address}"
+        fix = ("check that it is running and reachable from here (`ray status --address ...`), or unset "
+               "distributed.address and RAY_ADDRESS to train on a private local Ray")
+        probe(address, timeout_s, fix)
+        run_with_deadline(lambda: ray.init(address=address, log_to_driver=True), timeout_s, what, fix)
     else:
-        # A private local Ray for this run; bound to loopback unless the user says otherwise.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        ray.init(num_cpus=dist_cfg.get("num_cpus"), include_dashboard=False, log_to_driver=True)
+        # A private local Ray for this run, on loopback only: its ports (GCS, object manager,
+        # workers) are reachable from this machine alone.
+        fix = ("see Ray's logs under the session's logs/ directory in Ray's temp dir; raise "
+               "distributed.connect_timeout_s on a loaded machine")
+        with loopback_only():
+            run_with_deadline(
+                lambda: ray.init(address="local", num_cpus=dist_cfg.get("num_cpus"), include_dashboard=False,
+                                 log_to_driver=True, _node_ip_address="127.0.0.1"),
+                timeout_s, "a private local Ray", fix,
+            )
 
 
 def use_gpu(dist_cfg: dict[str, Any]) -> bool:

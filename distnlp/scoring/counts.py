@@ -4,7 +4,8 @@ Each function compares one gold Doc with one predicted Doc over the same words a
 plain counts ([tp, fp, fn]), so counts from many docs or many ranks simply add up. The rules
 follow spaCy's Scorer: a gold value None (or "" for tags/pos/lemmas) is missing and not
 scored; whitespace tokens are never predicted (spaCy skips them), so a labelled whitespace
-token counts as a miss; an unannotated prediction counts as wrong.
+token counts as a miss; an unannotated prediction counts as wrong. Entities overlapping a gold
+`ents_missing` range are not scored at all (DESIGN.md decision 10).
 """
 from __future__ import annotations
 
@@ -105,13 +106,27 @@ def count_sents(n_tokens: int, gold: Sequence[Any] | None, pred: Sequence[Any] |
         return [0, 0, 0]
     g = sentence_spans(gold, n_tokens)
     p = sentence_spans(pred, n_tokens) if pred is not None else set()
+    unknown = [i for i in range(1, n_tokens) if gold[i] is None]
+    if unknown:  # a sentence with a boundary-unknown token inside or at its edges is not scored
+        known = lambda se: not any(se[0] <= i <= se[1] for i in unknown)  # noqa: E731
+        g, p = {x for x in g if known(x)}, {x for x in p if known(x)}
     return [len(p & g), len(p - g), len(g - p)]
 
 
-def count_ents(gold: Sequence[tuple[int, int, str]] | None, pred: Sequence[tuple[int, int, str]] | None) -> dict[str, Counts]:
-    """spaCy's get_ner_prf for one doc: exact (label, start, end) match, counted per label."""
+def count_ents(
+    gold: Sequence[tuple[int, int, str]] | None,
+    pred: Sequence[tuple[int, int, str]] | None,
+    missing: Sequence[tuple[int, int]] | None = None,
+) -> dict[str, Counts]:
+    """spaCy's get_ner_prf for one doc: exact (label, start, end) match, counted per label.
+
+    `missing`: token ranges whose gold entities are unknown; no entity, gold or predicted, that
+    overlaps one is counted (neither a hit nor an error can be told there)."""
     if gold is None:
         return {}
+    if missing:
+        gold = [g for g in gold if not _overlaps(g, missing)]
+        pred = [p for p in pred or () if not _overlaps(p, missing)]
     out: dict[str, Counts] = {}
     golds = {(str(lab), int(s), int(e)) for s, e, lab in gold}
     for s, e, lab in pred or ():
@@ -125,3 +140,8 @@ def count_ents(gold: Sequence[tuple[int, int, str]] | None, pred: Sequence[tuple
     for lab, _, _ in golds:
         out.setdefault(lab, [0, 0, 0])[2] += 1
     return out
+
+
+def _overlaps(span: tuple[int, int, str], ranges: Sequence[tuple[int, int]]) -> bool:
+    s, e = int(span[0]), int(span[1])
+    return any(a < e and s < b for a, b in ranges)

@@ -77,7 +77,7 @@ class Scorer:
             if "sents" in attrs:
                 self.sents = add_counts(self.sents, count_sents(len(gold.words), gold.sent_starts, pred.sent_starts))
             if "ents" in attrs:
-                _add_per_label(self.ents, count_ents(gold.ent_spans, pred.ent_spans))
+                _add_per_label(self.ents, count_ents(gold.ent_spans, pred.ent_spans, getattr(gold, "ents_missing", None)))
             if "cats" in attrs and gold.cats is not None:
                 self.cats.append([dict(gold.cats), dict(pred.cats or {})])
         return self

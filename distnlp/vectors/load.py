@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import IO
 import numpy as np
 
 from ..errors import CorpusError, DistnlpError
-from .table import Vectors
+from ..owned_paths import check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
+from .table import VECTORS_FILES, Vectors, vectors_entries
 
 __all__ = ["init_vectors", "nearest_rows", "read_vectors", "FORMATS"]
 
@@ -32,12 +34,28 @@ def init_vectors(
     words_path: str | Path | None = None,
     key_attr: str = "ORTH",
 ) -> Vectors:
-    """Convert a vectors file to a vectors directory; returns the table that was written."""
+    """Convert a vectors file to a vectors directory; returns the table that was written.
+
+    OUTPUT_DIR may be new, empty, or a vectors directory distnlp wrote (it is replaced); one
+    holding anything else, or holding an input file, is refused before any work (owned_paths).
+    """
+    out = Path(os.path.abspath(output_dir))  # "." or "..": its parent and name must be real
+    owned = vectors_entries(out)
+    inputs = [p for p in (input_path, words_path) if p is not None]
+    check_replaceable(out, owned, inputs=inputs, what="vectors directory", fix="choose a new or empty OUTPUT_DIR")
     table = read_vectors(input_path, truncate=truncate, fmt=fmt, words_path=words_path, key_attr=key_attr)
     table.name = name or _default_name(Path(input_path))
     if prune is not None and prune > 0:
         table.prune(prune)
-    table.to_disk(output_dir)
+    clean_stale_temps(out.parent, f".{out.name}.tmp-", VECTORS_FILES)
+    clean_stale_temps(out.parent, f".{out.name}.old-", VECTORS_FILES)
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
+    try:
+        table.to_disk(tmp)
+        publish_dir(tmp, out, owned, what="vectors directory")
+    except BaseException:
+        discard_temp_dir(tmp, VECTORS_FILES)
+        raise
     return table
 
 

@@ -19,9 +19,10 @@ from safetensors.numpy import load_file, save_file
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from ..registry import vectors as vectors_registry
 
-__all__ = ["KEY_ATTRS", "Vectors", "VectorsLike", "load_vectors"]
+__all__ = ["KEY_ATTRS", "VECTORS_FILES", "Vectors", "VectorsLike", "load_vectors", "vectors_entries"]
 
 FORMAT_VERSION = 1
+VECTORS_FILES = ("vectors.safetensors", "words.txt", "vectors.json")
 # How a word is looked up (spaCy's StaticVectors key_attr): ORTH as written, LOWER/NORM lowercased.
 KEY_ATTRS = ("ORTH", "LOWER", "NORM")
 
@@ -236,3 +237,11 @@ def load_vectors(path: str, key_attr: str | None = None) -> Vectors:
     return Vectors.from_disk(path, key_attr=key_attr)
 
 
+def vectors_entries(path: str | Path) -> tuple[str, ...]:
+    """The files a new `init vectors` may replace in `path`: all three when its vectors.json was
+    written by distnlp, none otherwise (a folder of the user's own is never a vectors table)."""
+    try:
+        meta = json.loads((Path(path) / "vectors.json").read_text(encoding="utf8"))
+    except (OSError, ValueError):
+        return ()
+    return VECTORS_FILES if isinstance(meta, dict) and "format_version" in meta else ()

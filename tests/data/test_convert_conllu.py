@@ -200,6 +200,13 @@ def test_full_ewt_train_with_draft_uner(tmp_path: Path) -> None:
     assert cc["ner_labelled_sentences"] + cc["ner_mismatched_sentences"] + cc["ner_missing_sentences"] == 12_544
     table = pq.read_table(out / "shard-00000.parquet")
     assert sum(len(w) for w in table.column("words").to_pylist()) == 204_577
+    # the 7 sentences without usable NER labels are missing (46 tokens), not trained as "O";
+    # each missing range is whole sentences
+    assert meta["missing_tokens"]["ents"] == 46
+    for row in table.select(["sent_starts", "ents_missing"]).to_pylist():
+        for r in row["ents_missing"] or ():
+            starts = row["sent_starts"]
+            assert starts[r["start"]] and (r["end"] == len(starts) or starts[r["end"]])
 
 
 @needs_ewt

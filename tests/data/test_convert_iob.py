@@ -60,7 +60,8 @@ def test_strict_iob2_error_names_file_and_line_and_repair(tmp_path: Path) -> Non
     (doc,) = read_iob(path, repair=True)
     assert doc.ent_spans == [(0, 2, "LOC")]
     report = ConvertReport()
-    assert list(read_iob(path, skip_invalid=True, report=report)) == []
+    (doc,) = read_iob(path, skip_invalid=True, report=report)
+    assert doc.words == ["San", "Jose"] and doc.ent_spans is None  # kept; entities unknown, not "none"
     assert report.counts["ner_invalid_sentences"] == 1
     with pytest.raises(CorpusError, match=r"bad\.iob2:2: bad NER tag 'X-LOC'"):
         tags_to_spans(["X-LOC"], path="bad.iob2", lines=[2])
@@ -98,6 +99,7 @@ def test_join_mismatch_error_names_both_files(tmp_path: Path) -> None:
     report = ConvertReport()
     (doc,) = join_ner(read_conllu(conllu), ner, skip_invalid=True, report=report)
     assert doc.ent_spans == [(0, 3, "ORG")]  # s1 labelled, s2 dropped
+    assert doc.ents_missing == [(4, 7)]  # s2's entities are unknown, not "O"
     assert report.counts["ner_mismatched_sentences"] == 1
 
 

@@ -153,7 +153,7 @@ def test_user_code_replaces_the_embed_and_the_vectors_table(make_config, tiny_co
         train=tiny_corpus,
     )
     result = run_worker(config)
-    nlp = distnlp.load(Path(result["output_dir"]) / "model-best")
+    nlp = distnlp.load(Path(result["output_dir"]) / "model-best", trust_code=True)  # it ships code.py
     assert type(nlp.encoder.embed).__name__ == "StaticPlusLearned"
     doc = nlp("Paris is lovely")
     assert doc[0].vector.shape == (16,)

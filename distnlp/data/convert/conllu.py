@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ...errors import CorpusError
 from ..doc import Doc
@@ -25,11 +26,12 @@ class _Sentence:
     newdoc: str | None = None  # set when `# newdoc` precedes the sentence ("" for no id)
     words: list[str] = field(default_factory=list)
     spaces: list[bool] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    pos: list[str] = field(default_factory=list)
-    morphs: list[str] = field(default_factory=list)
-    lemmas: list[str] = field(default_factory=list)
-    deps: list[str] = field(default_factory=list)
+    # None where the file has "_" (not annotated for that token)
+    tags: list[str | None] = field(default_factory=list)
+    pos: list[str | None] = field(default_factory=list)
+    morphs: list[str] = field(default_factory=list)  # "_" is the empty analysis: "" (a real value)
+    lemmas: list[str | None] = field(default_factory=list)
+    deps: list[str | None] = field(default_factory=list)
     heads: list[int | None] = field(default_factory=list)  # 1-based within the sentence, 0 = root
 
 
@@ -75,13 +77,12 @@ def _make_doc(sents: list[_Sentence], doc_id: str | None, path: str | Path, inde
     words: list[str] = []
     spaces: list[bool] = []
     sent_starts: list[bool] = []
-    heads: list[int] = []
-    tags: list[str] = []
-    pos: list[str] = []
+    heads: list[int | None] = []
+    tags: list[str | None] = []
+    pos: list[str | None] = []
     morphs: list[str] = []
-    lemmas: list[str] = []
-    deps: list[str] = []
-    has_heads = all(h is not None for s in sents for h in s.heads)
+    lemmas: list[str | None] = []
+    deps: list[str | None] = []
     offsets: list[int] = []
     for s in sents:
         base = len(words)
@@ -94,9 +95,8 @@ def _make_doc(sents: list[_Sentence], doc_id: str | None, path: str | Path, inde
         morphs += s.morphs
         lemmas += s.lemmas
         deps += s.deps
-        if has_heads:
-            # absolute index within the doc; the root points to itself, as in spaCy
-            heads += [base + i if h == 0 else base + h - 1 for i, h in enumerate(s.heads)]  # type: ignore[operator]
+        # absolute index within the doc; the root points to itself, as in spaCy
+        heads += [None if h is None else base + i if h == 0 else base + h - 1 for i, h in enumerate(s.heads)]
     if spaces:
         spaces[-1] = False  # nothing follows the last token of a document
     doc = Doc(
@@ -104,13 +104,13 @@ def _make_doc(sents: list[_Sentence], doc_id: str | None, path: str | Path, inde
         spaces=spaces,
         doc_id=doc_id if doc_id else f"{Path(path).stem}-{index:06d}",
         sent_starts=sent_starts,
-        # "_" everywhere in a column means the treebank does not annotate it: leave it missing
-        tags=None if _unannotated(tags) else tags,
-        pos=None if _unannotated(pos) else pos,
+        # "_" is "not annotated": a missing token (None), or a missing column when no token has it
+        tags=_column(tags),
+        pos=_column(pos),
         morphs=morphs,
-        lemmas=None if _unannotated(lemmas) else lemmas,
-        deps=deps if has_heads and not _unannotated(deps) else None,
-        heads=heads if has_heads and not _unannotated(deps) else None,
+        lemmas=_column(lemmas),
+        deps=_column(deps),
+        heads=_column(heads),
     )
     doc.user_data["sent_ids"] = [s.sent_id for s in sents]
     doc.user_data["sent_offsets"] = offsets
@@ -119,8 +119,12 @@ def _make_doc(sents: list[_Sentence], doc_id: str | None, path: str | Path, inde
     return doc
 
 
-def _unannotated(col: list[str]) -> bool:
-    return all(v == "_" for v in col)
+def _column(values: list[Any]) -> list[Any] | None:
+    return None if all(v is None for v in values) else values
+
+
+def _value(field: str) -> str | None:
+    return None if field == "_" else field
 
 
 def _iter_sentences(path: str | Path, skip_invalid: bool, report: ConvertReport) -> Iterator[_Sentence]:
@@ -213,18 +217,18 @@ def _parse_sentence(path: str | Path, block: list[tuple[int, str]]) -> _Sentence
                 "word IDs count 1, 2, 3... within each sentence; is a blank line missing between sentences?",
             )
         sent.words.append(cols[1])
-        sent.lemmas.append(cols[2])
-        sent.pos.append(cols[3])
-        sent.tags.append(cols[4])
+        # the lemma of the word "_" is "_"; elsewhere "_" is an unannotated lemma
+        sent.lemmas.append(cols[2] if cols[1] == "_" else _value(cols[2]))
+        sent.pos.append(_value(cols[3]))
+        sent.tags.append(_value(cols[4]))
         sent.morphs.append("" if cols[5] == "_" else cols[5])
-        sent.deps.append(cols[7])
         head = cols[6]
-        if head == "_":
-            sent.heads.append(None)
-        elif head.isdigit():
-            sent.heads.append(int(head))
-        else:
+        if head != "_" and not head.isdigit():
             raise CorpusError(where(path, lineno), f"HEAD {head!r} is not an integer", "HEAD is the ID of the head word, or 0 for the root")
+        # a relation without a head (or a head without a relation) is no arc: both missing
+        arc = head != "_" and cols[7] != "_"
+        sent.heads.append(int(head) if arc else None)
+        sent.deps.append(cols[7] if arc else None)
         head_lines.append(lineno)
         sent.spaces.append("SpaceAfter=No" not in cols[9].split("|"))
     n = len(sent.words)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import CorpusError
-from ..doc import Doc
+from ..doc import Doc, merge_ranges
 from .lines import iter_lines, where
 from .report import ConvertReport
 
@@ -106,19 +106,29 @@ def read_iob_sentences(
 ) -> Iterator[IobSentence]:
     """Every sentence of an IOB file with its spans; with skip_invalid, bad tags drop that sentence's labels."""
     report = report if report is not None else ConvertReport()
+    blocks = _blocks(path)
+    pending_newdoc: str | None = None  # a comment-only block's `# newdoc` opens the next doc
+    for block in blocks:
+        sent = _parse_block(path, block, drop_labels, repair, skip_invalid, report)
+        if not sent.words:
+            pending_newdoc = sent.newdoc if sent.newdoc is not None else pending_newdoc
+            continue
+        if sent.newdoc is None:
+            sent.newdoc = pending_newdoc
+        pending_newdoc = None
+        yield sent
+
+
+def _blocks(path: str | Path) -> Iterator[list[tuple[int, str]]]:
     block: list[tuple[int, str]] = []
     for lineno, line in iter_lines(path):
         if line.strip():
             block.append((lineno, line))
         elif block:
-            sent = _parse_block(path, block, drop_labels, repair, skip_invalid, report)
+            yield block
             block = []
-            if sent is not None:
-                yield sent
     if block:
-        sent = _parse_block(path, block, drop_labels, repair, skip_invalid, report)
-        if sent is not None:
-            yield sent
+        yield block
 
 
 def _parse_block(
@@ -128,7 +138,7 @@ def _parse_block(
     repair: bool,
     skip_invalid: bool,
     report: ConvertReport,
-) -> IobSentence | None:
+) -> IobSentence:
     sent = IobSentence(line=block[0][0], sent_id=None, words=[], spans=None)
     tags: list[str] = []
     for lineno, line in block:
@@ -157,7 +167,7 @@ def _parse_block(
         tags.append(tag)
         sent.tag_lines.append(lineno)
     if not sent.words:
-        return None
+        return sent
     try:
         sent.spans = tags_to_spans(tags, drop_labels=drop_labels, repair=repair, path=path, lines=sent.tag_lines)
     except CorpusError as e:
@@ -179,8 +189,9 @@ def read_iob(
     """A standalone NER corpus: docs from `# newdoc` (or every n_sents sentences, or one per sentence).
 
     Spaces come from the `# text` comment when the words can be found in it in order; otherwise
-    every word is followed by a space. A sentence whose labels were dropped (skip_invalid) is left
-    out, since its words alone would teach "no entities here".
+    every word is followed by a space. A sentence whose labels were dropped (skip_invalid) keeps
+    its words and its place (and its `# newdoc`), with its tokens in `ents_missing`: unknown, not
+    "O". A doc none of whose sentences has labels gets ents=None.
     """
     if n_sents is not None and n_sents < 1:
         raise CorpusError("--n-sents", f"must be at least 1, not {n_sents}", "pass a positive number")
@@ -188,8 +199,6 @@ def read_iob(
     group: list[IobSentence] = []
     seen_newdoc = False
     for sent in read_iob_sentences(path, drop_labels=drop_labels, repair=repair, skip_invalid=skip_invalid, report=report):
-        if sent.spans is None:
-            continue
         if n_sents is not None:
             starts = len(group) >= n_sents
         else:
@@ -208,16 +217,24 @@ def _doc_from_sentences(sents: list[IobSentence], path: str | Path, n_sents: int
     spaces: list[bool] = []
     starts: list[bool] = []
     ents: list[tuple[int, int, str]] = []
+    missing: list[tuple[int, int]] = []
     for s in sents:
         base = len(words)
         words += s.words
         spaces += _spaces_from_text(s.words, s.text)
         starts += [True] + [False] * (len(s.words) - 1)
-        ents += [(a + base, b + base, lab) for a, b, lab in s.spans or ()]
+        if s.spans is None:
+            missing.append((base, len(words)))
+        else:
+            ents += [(a + base, b + base, lab) for a, b, lab in s.spans]
     spaces[-1] = False
     first = sents[0]
     doc_id = first.newdoc if (n_sents is None and first.newdoc) else first.sent_id
-    doc = Doc(words=words, spaces=spaces, doc_id=doc_id or f"{Path(path).stem}:{first.line}", sent_starts=starts, ent_spans=ents)
+    labelled = any(s.spans is not None for s in sents)
+    doc = Doc(
+        words=words, spaces=spaces, doc_id=doc_id or f"{Path(path).stem}:{first.line}", sent_starts=starts,
+        ent_spans=ents if labelled else None, ents_missing=merge_ranges(missing) if labelled and missing else None,
+    )
     doc.user_data["sent_ids"] = [s.sent_id for s in sents]
     return doc
 
@@ -247,6 +264,7 @@ class _NerIndex:
     path: str | Path
     by_id: dict[str, IobSentence]
     used: set[str] = field(default_factory=set)
+    labelled: int = 0  # sentences whose labels were joined, over all docs
 
 
 def load_ner_index(
@@ -289,15 +307,26 @@ def join_ner(
     have the same characters (e.g. `#audiobooks` vs `#` `audiobooks`) and every span lands on
     token boundaries, else raises; "drop" drops that sentence's labels. skip_invalid turns every
     raise into a drop. Drops and sentences missing from the NER file are counted in `report`; a
-    doc keeps the spans of its labelled sentences, and gets ents=None only when none is labelled.
+    doc keeps the spans of its labelled sentences, its other sentences become `ents_missing`
+    ranges (unknown, never "O"), and it gets ents=None only when none is labelled. An NER file
+    without sentences, or one that labels no sentence at all, is an error.
     """
     if on_mismatch not in ("error", "align", "drop"):
         raise ValueError(f"on_mismatch must be error, align or drop, not {on_mismatch!r}")
     report = report if report is not None else ConvertReport()
     index = load_ner_index(ner_path, drop_labels=drop_labels, repair=repair, skip_invalid=skip_invalid, report=report)
+    if not index.by_id:
+        raise CorpusError(str(ner_path), "has no sentences with NER tags", "pass the IOB file that labels these sentences")
     report.info["ner"] = {"source": str(ner_path), "drop_labels": sorted(drop_labels), "on_mismatch": on_mismatch}
+    n_docs = 0
     for doc in docs:
+        n_docs += 1
         yield _join_doc(doc, index, on_mismatch, skip_invalid, report)
+    if n_docs and not index.labelled:
+        raise CorpusError(
+            str(ner_path), "labels none of the input's sentences (no sent_id matched, or every match was dropped)",
+            "check that the NER file belongs to this treebank",
+        )
     report.counts["ner_unused_sentences"] += len(index.by_id) - len(index.used)
 
 
@@ -307,6 +336,7 @@ def _join_doc(doc: Doc, index: _NerIndex, on_mismatch: str, skip_invalid: bool, 
     lines: list[int] = doc.user_data.get("sent_lines") or [0] * len(sent_ids)
     source = doc.user_data.get("source", "<conllu>")
     ents: list[tuple[int, int, str]] = []
+    missing: list[tuple[int, int]] = []  # sentences without usable labels: unknown, not "O"
     labelled = 0
     for k, sid in enumerate(sent_ids):
         start = offsets[k]
@@ -314,20 +344,22 @@ def _join_doc(doc: Doc, index: _NerIndex, on_mismatch: str, skip_invalid: bool, 
         ner = index.by_id.get(sid) if sid is not None else None
         if ner is None:
             report.skip("ner_missing_sentences", f"{where(source, lines[k])}: sent_id {sid!r} is not in {index.path}")
+            missing.append((start, end))
             continue
         index.used.add(sid)  # type: ignore[arg-type]
-        if ner.spans is None:  # its tags were invalid and skipped
-            continue
+        spans = ner.spans  # None: its tags were invalid and skipped
         words = doc.words[start:end]
-        spans = ner.spans
-        if words != ner.words:
+        if spans is not None and words != ner.words:
             spans = _resolve_mismatch(words, ner, source, lines[k], index.path, on_mismatch, skip_invalid, report)
-            if spans is None:
-                continue
+        if spans is None:
+            missing.append((start, end))
+            continue
         labelled += 1
         ents += [(a + start, b + start, lab) for a, b, lab in spans]
     report.counts["ner_labelled_sentences"] += labelled
+    index.labelled += labelled
     doc.ent_spans = ents if labelled else None
+    doc.ents_missing = merge_ranges(missing) if labelled and missing else None
     return doc
 
 
