@@ -46,7 +46,7 @@ def pipeline_labels(config: Mapping[str, Any], train_path: str) -> dict[str, lis
 def morph_labels(path: str) -> list[str]:
     """POS+features label set, read from the pos and morphs columns only (cheap)."""
     seen: set[str] = set()
-    for doc in read_docs(path, columns=["words", "spaces", "pos", "morphs"]):
+    for doc in read_docs(path, columns=["words", "spaces", "pos", "morphs"], label="corpus.train"):
         if doc.pos is not None and doc.morphs is not None:
-            seen.update(join_morph(p, m) for p, m in zip(doc.pos, doc.morphs))
+            seen.update(label for label in (join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)) if label is not None)
     return sorted(seen)

@@ -96,7 +96,7 @@ class PipelineObjective(PipelineLosses):
         corpus = CorpusSettings.from_config(config)
         stream = DocStream(
             corpus.required("train"), rank=env.rank, world_size=env.world_size, seed=settings.seed,
-            shuffle=corpus.shuffle, infinite=True, min_length=corpus.min_length, max_length=corpus.max_length,
+            shuffle=corpus.shuffle, infinite=True, min_length=corpus.min_length, max_length=corpus.max_length, label="corpus.train",
         )
         self.batches = ResumableBatches(stream, registry.resolve(tcfg["batcher"], "training.batcher"))
         self.weights = score_weights(config, nlp)
@@ -205,7 +205,7 @@ def split_docs(docs: list[Doc], parts: int) -> list[list[Doc]]:
 def _dev_docs(path: str | None, env: WorkerEnv, limit: int) -> list[Doc]:
     if not path:
         return []
-    docs = list(read_docs(str(path)))
+    docs = list(read_docs(str(path), label="corpus.dev"))
     if limit:
         docs = docs[:limit]
     # Each rank scores its own share; the counts are merged (see evaluate_on).

@@ -85,6 +85,7 @@ class DistributedSettings:
     max_failures: int = 1
     bucket_mb: float = 25.0
     timeout_s: float = 600.0
+    connect_timeout_s: float = 120.0
     fail_at_step: int | None = None
     fail_in_checkpoint: bool = False
 

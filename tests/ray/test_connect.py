@@ -102,6 +102,6 @@ def test_connect_timeout_is_a_valid_setting() -> None:
     from distnlp.cli.compose import compose_config
     from distnlp.config import validate_config
 
-    config = compose_config(["distributed=ray", "+distributed.connect_timeout_s=30"])
+    config = compose_config(["distributed=ray", "distributed.connect_timeout_s=30"])
     validate_config(config)
     assert config["distributed"]["connect_timeout_s"] == 30
