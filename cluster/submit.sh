@@ -14,9 +14,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${RAY_ADDRESS:?set RAY_ADDRESS to the cluster dashboard, e.g. http://127.0.0.1:8265}"
 env_file="$(mktemp "${TMPDIR:-/tmp}/distnlp-runtime-env.XXXXXX")"
-trap 'rm -f "${env_file}"' EXIT
 "${PYTHON:-python3}" cluster/upload_plan.py . cluster/runtime_env.yaml > "${env_file}"
-# shellcheck disable=SC2086
-ray job submit --address "${RAY_ADDRESS}" --working-dir . \
-  --runtime-env "${env_file}" ${DISTNLP_SUBMIT_FLAGS:-} \
-  -- distnlp train distributed=ray "$@"
+log_file="$(mktemp "${TMPDIR:-/tmp}/distnlp-submit.XXXXXX")"
+trap 'rm -f "${env_file}" "${log_file}"' EXIT
+# A head that has just started answers "No available agent to submit job" until its job agent
+# is up: retry that (and only that) for up to a minute; any other failure is the job's own.
+for attempt in 1 2 3 4 5 6 7 8 9 10 11 12; do
+  set +e
+  # shellcheck disable=SC2086
+  ray job submit --address "${RAY_ADDRESS}" --working-dir . \
+    --runtime-env "${env_file}" ${DISTNLP_SUBMIT_FLAGS:-} \
+    -- distnlp train distributed=ray "$@" 2>&1 | tee "${log_file}"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "${rc}" -eq 0 ] || ! grep -q "No available agent to submit job" "${log_file}"; then
+    exit "${rc}"
+  fi
+  echo "distnlp submit: the cluster's job agent is not up yet; retrying in 5 s (${attempt}/12)" >&2
+  sleep 5
+done
+exit "${rc}"
