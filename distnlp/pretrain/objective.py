@@ -65,23 +65,10 @@ class PretrainObjective:
         )
         self.batches = ResumableBatches(stream, registry.resolve(pcfg["batcher"], "pretrain.batcher"))
         self.output_dir = Path(settings.output_dir)
-        self.exhausted = False
         self._metrics: Any = None
         self._finished_epoch_loss = 0.0
 
     # --- data and losses -----------------------------------------------------------------------
-    def next_batch(self) -> list[Doc]:
-        if self.exhausted:
-            return []
-        try:
-            return next(self.batches)
-        except StopIteration:  # this rank's share is empty: zero-weight steps from now on
-            self.exhausted = True
-            return []
-
-    def reached_epoch(self) -> int:
-        return self.batches.epoch + (1 if self.exhausted else 0)
-
     def prepare(self, docs: list[Doc], parts: int) -> list[MaskedBatch]:
         subs = []
         for chunk in split_docs([d for d in docs if len(d.words)], parts):

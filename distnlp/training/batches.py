@@ -42,6 +42,7 @@ class ResumableBatches:
         self.stream = stream
         self.batcher = batcher
         self._skip: set[Cursor] = set()
+        self.exhausted = False
         self.batches_emitted = 0  # since the run began: the global step when one batch = one step
         self._takes_start = accepts_start(batcher)
         if not self._takes_start:
@@ -51,6 +52,21 @@ class ResumableBatches:
     @property
     def epoch(self) -> int:
         return int(self.stream.epoch)
+
+    @property
+    def reached_epoch(self) -> int:
+        """The epoch this rank's data has reached (the loop takes the minimum over ranks)."""
+        return self.epoch + (1 if self.exhausted else 0)
+
+    def take(self) -> list[Doc]:
+        """The next batch, or [] once this rank's share yields nothing (a zero-weight step)."""
+        if self.exhausted:
+            return []
+        try:
+            return next(self)
+        except StopIteration:
+            self.exhausted = True
+            return []
 
     def _tagged(self) -> Iterator[Doc]:
         before = self.stream.state_dict()

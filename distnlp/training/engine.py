@@ -80,7 +80,7 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
     while not done:
         failure.at_step(state.step, env.rank, env.world_size)
         t_batch = time.perf_counter()
-        docs = objective.next_batch()
+        docs = batches.take()
         subs = objective.prepare(docs, settings.accumulate_gradient)
         t_data = time.perf_counter() - t_batch
         set_learn_rate(optimizer, learn_rate(state.step))
@@ -93,7 +93,7 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
         state.words += result.words
         state.skipped_steps += int(result.skipped)
         # The epoch every rank has finished reading (a collective: all ranks agree).
-        epoch_now = _min(reducer, objective.reached_epoch())
+        epoch_now = _min(reducer, batches.reached_epoch)
         point = SavePoint(epoch_done=epoch_now > state.epoch, finished_epoch=state.epoch, last=False)
         batch_index = state.batch_in_epoch - 1
         if point.epoch_done:

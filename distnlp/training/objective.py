@@ -26,12 +26,6 @@ class Objective(Protocol):
     loss_names: list[str]  # one global item count and loss sum each, per step
     batches: ResumableBatches
 
-    def next_batch(self) -> list[Doc]:
-        """The next batch of this rank ([] when its share has no data: a zero-weight step)."""
-
-    def reached_epoch(self) -> int:
-        """The epoch this rank's data has reached (the loop takes the minimum over ranks)."""
-
     def prepare(self, docs: list[Doc], parts: int) -> list[Any]:
         """Featurized sub-batches (accumulate_gradient parts) on the device."""
 

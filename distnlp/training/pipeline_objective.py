@@ -102,25 +102,12 @@ class PipelineObjective(PipelineLosses):
         self.weights = score_weights(config, nlp)
         self.dev_docs = _dev_docs(corpus.dev, env, int(tcfg.get("max_eval_docs", 0) or 0))
         self.output_dir = Path(settings.output_dir)
-        self.exhausted = False
         self.logger: TrainingLogger | None = None
         self._losses = {name: 0.0 for name in self.loss_names}
         self._words, self._t0, self._progress = 0, time.perf_counter(), None
         self._last: dict[str, Any] = {}
 
     # --- data ----------------------------------------------------------------------------------
-    def next_batch(self) -> list[Doc]:
-        if self.exhausted:
-            return []
-        try:
-            return next(self.batches)
-        except StopIteration:  # this rank's share is empty: zero-weight steps from now on
-            self.exhausted = True
-            return []
-
-    def reached_epoch(self) -> int:
-        return self.batches.epoch + (1 if self.exhausted else 0)
-
     def prepare(self, docs: list[Doc], parts: int) -> list[Batch]:
         return [self.model.featurize(chunk).to(self.device) for chunk in split_docs(docs, parts)]
 
