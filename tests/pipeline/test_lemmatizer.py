@@ -1,0 +1,84 @@
+"""The lemmatizer end to end: overfit then reload in a new process, unseen words, missing lemmas."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import distnlp
+from distnlp.data.doc import Doc
+from distnlp.data.stream import read_docs
+from distnlp.lemma.edit_trees import tree_for
+from distnlp.pipeline.components import IGNORE
+from distnlp.training.loop import build_pipeline, run_worker
+
+OVERFIT = [
+    "nlp.pipeline=[tagger,lemmatizer]",
+    "components.lemmatizer.min_tree_freq=1",
+    "encoder.width=64",
+    "training.max_steps=100",
+    "training.eval_frequency=100",
+    "training.optimizer.learn_rate=0.005",
+    "training.optimizer.weight_decay=0.0",
+    "training.batcher.size=2000",
+]
+
+
+def test_overfit_then_reload_in_new_process(make_config, tiny_corpus: Path) -> None:
+    result = run_worker(make_config(*OVERFIT, train=tiny_corpus))
+    metrics = [json.loads(line) for line in (Path(result["output_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    scores = [m for m in metrics if m["event"] == "eval"][-1]["scores"]
+    assert scores["lemma_acc"] > 0.9, scores
+
+    model_dir = Path(result["output_dir"]) / "model-last"
+    nlp = distnlp.load(model_dir)
+    assert nlp.pipe_names == ["tagger", "lemmatizer"]
+    docs = list(read_docs(tiny_corpus))
+    expected = [d.lemmas for d in nlp.pipe([d.copy_unannotated() for d in docs])]
+    right = sum(p == g for d, lemmas in zip(docs, expected) for p, g in zip(lemmas, d.lemmas) if g is not None)
+    assert right / sum(g is not None for d in docs for g in d.lemmas) > 0.9
+    script = (
+        "import json, distnlp\n"
+        "from distnlp.data.stream import read_docs\n"
+        f"nlp = distnlp.load({str(model_dir)!r})\n"
+        f"docs = [d.copy_unannotated() for d in read_docs({str(tiny_corpus)!r})]\n"
+        "print(json.dumps([d.lemmas for d in nlp.pipe(docs)]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(run.stdout) == expected
+
+
+def test_unseen_words_back_off_to_the_form(make_config, tiny_corpus: Path) -> None:
+    nlp = build_pipeline(make_config("nlp.pipeline=[lemmatizer]", "encoder.width=32", "components.lemmatizer.min_tree_freq=1", train=tiny_corpus))
+    comp = nlp.components["lemmatizer"]
+    plural = comp.label_index[tree_for("cats", "cat")]
+    ident = comp.label_index[tree_for("dog", "dog")]
+    doc = Doc(words=["houses", "Zyx", "s"], spaces=[True, True, False])
+    scores = torch.full((3, len(comp.labels)), -5.0)
+    scores[:, plural] = 5.0  # "drop a final s" ranked first for every token
+    comp.settings.update(top_k=1, backoff="orth")
+    comp.set_annotations([doc], scores, [3])
+    assert doc.lemmas == ["house", "Zyx", "s"]  # the tree fits "houses" only; the others keep their form
+    comp.settings.update(backoff="lower")
+    comp.set_annotations([doc], scores, [3])
+    assert doc.lemmas == ["house", "zyx", "s"]
+    comp.settings.update(backoff=None)
+    comp.set_annotations([doc], scores, [3])
+    assert doc.lemmas == ["house", None, None]
+    scores[:, ident] = 4.0  # second best: identity, which fits any form; tried with top_k=2 only
+    comp.set_annotations([doc], scores, [3])
+    assert doc.lemmas == ["house", None, None]
+    comp.settings.update(top_k=2)
+    comp.set_annotations([doc], scores, [3])
+    assert doc.lemmas == ["house", "Zyx", "s"]
+
+def test_missing_and_rare_lemmas_carry_no_loss(make_config, tiny_corpus: Path) -> None:
+    nlp = build_pipeline(make_config("nlp.pipeline=[lemmatizer]", "encoder.width=32", "components.lemmatizer.min_tree_freq=1", train=tiny_corpus))
+    comp = nlp.components["lemmatizer"]
+    doc = Doc(words=["cats", "went", "qqqxyz"], spaces=[True, True, False], lemmas=["cat", None, "zzz"])
+    targets = comp.targets([doc, Doc(words=["a"], spaces=[False])])
+    assert targets.tolist() == [comp.label_index[tree_for("cats", "cat")], IGNORE, IGNORE, IGNORE]
+    assert comp.count(targets) == 1
