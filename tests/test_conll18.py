@@ -53,3 +53,18 @@ def test_columns_not_predicted_are_absent() -> None:
     scores = Conll18().update(gold, pred).scores()
     assert all(scores[m] is None for m in ("UAS", "LAS", "CLAS", "MLAS", "BLEX"))
     assert scores["UPOS"] == pytest.approx(8 / 9) and scores["Lemmas"] == pytest.approx(8 / 9)
+
+
+def test_gold_written_back_reproduces_the_file(tmp_path: Path) -> None:
+    """Writing a file's own annotation into its copy gives the file back: heads are converted
+    from doc indices to sentence-relative ones (the second sentence starts at word 7 of the doc),
+    an empty FEATS is "_" again, and the MWT line and the empty node stay."""
+    from distnlp.data.convert.conllu_out import write_conllu_predictions
+
+    source = FIXTURES / "conll18-pred.conllu"
+    write_conllu_predictions(source, _docs("conll18-pred.conllu"), tmp_path / "out.conllu")
+    assert (tmp_path / "out.conllu").read_text() == source.read_text()
+    gold = FIXTURES / "conll18-gold.conllu"
+    write_conllu_predictions(gold, _docs("conll18-pred.conllu"), tmp_path / "mixed.conllu")
+    assert Conll18().update(_docs("conll18-gold.conllu"), list(read_conllu(tmp_path / "mixed.conllu"))).scores() == pytest.approx(EXPECTED)
+    assert "2.1\tbark" in (tmp_path / "mixed.conllu").read_text()

@@ -82,3 +82,33 @@ def test_missing_and_rare_lemmas_carry_no_loss(make_config, tiny_corpus: Path) -
     targets = comp.targets([doc, Doc(words=["a"], spaces=[False])])
     assert targets.tolist() == [comp.label_index[tree_for("cats", "cat")], IGNORE, IGNORE, IGNORE]
     assert comp.count(targets) == 1
+
+
+def test_evaluate_conllu_writes_predictions_into_a_copy(make_config, tiny_corpus: Path, tmp_path: Path, capsys) -> None:
+    from distnlp.cli.main import main
+    from distnlp.data.convert.conllu import read_conllu
+
+    from .conftest import FIXTURES
+
+    nlp = build_pipeline(make_config("nlp.pipeline=[tagger,lemmatizer]", "encoder.width=32", "components.lemmatizer.min_tree_freq=1", train=tiny_corpus))
+    nlp.to_disk(tmp_path / "model")
+    source = FIXTURES / "conll18-gold.conllu"
+    pred, scores = tmp_path / "pred.conllu", tmp_path / "scores.json"
+    assert main(["evaluate", str(tmp_path / "model"), str(source), "--conllu", str(pred), "-o", str(scores), "--device", "cpu"]) == 0
+    src, out = source.read_text().splitlines(), pred.read_text().splitlines()
+    assert len(src) == len(out)
+    for a, b in zip(src, out):
+        cols_a, cols_b = a.split("\t"), b.split("\t")
+        if a.startswith("#") or not a or "-" in cols_a[0] or "." in cols_a[0]:
+            assert a == b  # comments, multiword tokens, empty nodes, blank lines: verbatim
+        else:  # FORM, UPOS, FEATS, HEAD, DEPREL, DEPS, MISC from the input; LEMMA and XPOS predicted
+            assert [cols_b[i] for i in (0, 1, 3, 5, 6, 7, 8, 9)] == [cols_a[i] for i in (0, 1, 3, 5, 6, 7, 8, 9)]
+    docs = [d for d in nlp.pipe([d.copy_unannotated() for d in read_conllu(source)])]
+    back = list(read_conllu(pred))
+    assert [d.lemmas for d in back] == [d.lemmas for d in docs] and [d.tags for d in back] == [d.tags for d in docs]
+    result = json.loads(scores.read_text())
+    assert result["UAS"] is None and result["UPOS"] is None  # no parser, no morphologizer: absent
+    assert result["Lemmas"] is not None and result["XPOS"] is not None and "lemma_acc" in result
+    # a converted corpus has lost the lines to copy: refused, naming the option
+    assert main(["evaluate", str(tmp_path / "model"), str(tiny_corpus), "--conllu", str(pred)]) == 1
+    assert "--conllu" in capsys.readouterr().err
