@@ -37,7 +37,7 @@ def pipeline_labels(config: Mapping[str, Any], train_path: str) -> dict[str, lis
         cls = component_class(settings.get("factory", ""), f"components.{name}.factory")
         if cls.factory == "morphologizer" and "morphologizer" not in inventories and inventories.get("pos"):
             inventories["morphologizer"] = morph_labels(train_path)
-        if cls.factory == "lemmatizer":
+        if cls.factory == "lemmatizer" and (meta.get("annotated") or {}).get("lemmas", 1):  # 0: no lemma to read
             inventories = {**inventories, "lemmatizer": lemma_tree_labels(train_path, int(settings.get("min_tree_freq", 3)))}
         labels = cls.labels_from_meta(settings, inventories)
         if not labels:

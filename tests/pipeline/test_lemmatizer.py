@@ -112,3 +112,24 @@ def test_evaluate_conllu_writes_predictions_into_a_copy(make_config, tiny_corpus
     # a converted corpus has lost the lines to copy: refused, naming the option
     assert main(["evaluate", str(tmp_path / "model"), str(tiny_corpus), "--conllu", str(pred)]) == 1
     assert "--conllu" in capsys.readouterr().err
+
+
+def test_corpus_without_lemmas_leaves_it_out_with_a_log_line(make_config, tmp_path: Path, caplog) -> None:
+    from distnlp.data.convert import write_corpus
+
+    from .conftest import first_sentences
+
+    docs = [first_sentences(d, 2) for d in read_docs(_demo())][:3]
+    for d in docs:
+        d.lemmas = None
+    write_corpus(docs, tmp_path / "nolemmas", fmt="conllu", sources=[])
+    with caplog.at_level("INFO"):
+        nlp = build_pipeline(make_config("nlp.pipeline=[tagger,lemmatizer]", "encoder.width=32", train=tmp_path / "nolemmas"))
+    assert nlp.pipe_names == ["tagger"]
+    assert "lemmatizer: the training corpus has no labels for it" in caplog.text
+
+
+def _demo() -> Path:
+    from distnlp.cli.compose import DEMO_DATA
+
+    return DEMO_DATA / "train"
