@@ -66,4 +66,7 @@ def lemma_tree_labels(path: str, min_tree_freq: int) -> list[str]:
         for form, lemma in zip(doc.words, doc.lemmas)
     )
     counts = count_trees(pairs)
-    return sorted(tree for tree, n in counts.items() if n >= max(1, min_tree_freq))
+    # most frequent first (ties by string): an untrained head's all-equal scores pick the commonest
+    # tree (mostly identity), as spaCy's first-seen order does, instead of an arbitrary one
+    kept = [(tree, n) for tree, n in counts.items() if n >= max(1, min_tree_freq)]
+    return [tree for tree, _ in sorted(kept, key=lambda item: (-item[1], item[0]))]

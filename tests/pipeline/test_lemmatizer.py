@@ -133,3 +133,11 @@ def _demo() -> Path:
     from distnlp.cli.compose import DEMO_DATA
 
     return DEMO_DATA / "train"
+
+
+def test_tree_labels_commonest_first() -> None:
+    from distnlp.training.labels import lemma_tree_labels
+
+    labels = lemma_tree_labels(str(_demo()), 3)
+    assert labels[0] == tree_for("dog", "dog")  # identity: an untrained head (all scores equal) keeps the form
+    assert len(labels) == len(set(labels)) and labels == lemma_tree_labels(str(_demo()), 3)
