@@ -29,9 +29,18 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score a saved pipeline on a converted corpus")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a saved pipeline on a converted corpus or a CoNLL-U file",
+        description="Score a saved pipeline: spaCy's scores, and the CoNLL 2018 metrics (UPOS, XPOS, UFeats, AllTags, "
+        "Lemmas, UAS, LAS, CLAS, MLAS, BLEX; gold tokenization, F1) for the columns the pipeline predicts (the others "
+        "are left out, never scored against gold). CORPUS is a converted corpus directory or a .conllu file; with a "
+        ".conllu file, --conllu PRED writes the predictions into a copy of it (comments, multiword-token lines and "
+        "empty nodes kept) for the official conll18_ud_eval.py.",
+    )
     p.add_argument("model", help="a saved pipeline directory (model-best/ or model-last/)")
-    p.add_argument("corpus", help="a converted corpus directory")
+    p.add_argument("corpus", help="a converted corpus directory, or a .conllu file (read as `distnlp convert` reads it)")
+    p.add_argument("--conllu", metavar="PRED", help="write the predictions as CoNLL-U here (CORPUS must be the .conllu file)")
     p.add_argument("--output", "-o", help="write the scores as JSON here")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -135,24 +144,47 @@ def _run_torchrun_rank(config: dict[str, Any], entry: str, output_dir: str) -> d
 def run_evaluate(args: argparse.Namespace) -> int:
     import time
 
-    from ..data.stream import read_docs
     from ..pipeline.device import pick_device
     from ..pipeline.pipeline import Pipeline
+    from ..scoring.conll18 import Conll18
     from ..training.logger import format_scores_table
 
     model = Path(args.model)
     if not model.exists():
         raise DistnlpError(f"{model}: model directory not found (pass a model-best/ or model-last/ directory)")
+    conllu_source = Path(args.corpus).is_file()
+    if args.conllu and not conllu_source:
+        raise DistnlpError(f"--conllu: {args.corpus} is a converted corpus, which no longer has the CoNLL-U comments and multiword lines; pass the .conllu file as CORPUS")
     nlp = Pipeline.from_disk(model, device=pick_device(args.device), trust_code=args.trust_code)
-    docs = list(read_docs(args.corpus))
+    docs = _evaluation_docs(args.corpus, conllu_source)
     start = time.perf_counter()
-    scores = nlp.evaluate(docs, batch_size=args.batch_size)
+    preds = list(nlp.pipe((d.copy_unannotated() for d in docs), batch_size=args.batch_size))
     elapsed = time.perf_counter() - start
+    scorer = nlp.scorer()
+    scorer.update(docs, preds)
+    scores = scorer.scores()
+    scores.update(Conll18().update(docs, preds).scores())
     words = sum(len(d) for d in docs)
     scores["speed"] = words / max(elapsed, 1e-9)
     print(format_scores_table(scores))
+    print("UPOS ... BLEX: CoNLL 2018 metrics (gold tokenization); a metric whose columns the model does not predict is left out", file=sys.stderr)
+    if args.conllu:
+        from ..data.convert.conllu_out import write_conllu_predictions
+
+        write_conllu_predictions(args.corpus, preds, args.conllu)
+        print(f"predictions written to {args.conllu}", file=sys.stderr)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(scores, indent=2))
         print(f"scores written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _evaluation_docs(corpus: str, conllu_source: bool) -> list[Any]:
+    if conllu_source:
+        from ..data.convert.conllu import read_conllu
+
+        return list(read_conllu(corpus))
+    from ..data.stream import read_docs
+
+    return list(read_docs(corpus))

@@ -95,6 +95,9 @@ FACTORY_KEYS: dict[str, dict[str, Any]] = {
     "tagger": {"column": str},
     "morphologizer": {},
     "senter": {},
+    # spaCy's trainable_lemmatizer: top_k trees tried per token, trees rarer than min_tree_freq
+    # dropped from the labels, backoff orth | lower | null when no tree fits
+    "lemmatizer": {"top_k": int, "min_tree_freq": int, "backoff": (str, type(None))},
     "ner": {},
     "textcat": {},
     "textcat_multilabel": {},

@@ -61,6 +61,8 @@ def _check_components(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{path}.factory", f"unknown factory {factory!r}", did_you_mean(str(factory), schema.FACTORY_KEYS))
         allowed = {**schema.COMPONENT_COMMON, **schema.FACTORY_KEYS[factory]}
         _check_mapping(comp, allowed, path)
+        if factory == "lemmatizer":
+            _check_lemmatizer(comp, path)
         if "model" not in comp:
             raise ConfigError(f"{path}.model", "missing", "set the head architecture, e.g. {_use_: distnlp.TaggerHead.v1}")
         listen = comp.get("listen")
@@ -73,6 +75,14 @@ def _check_components(config: Mapping[str, Any]) -> None:
                 )
         elif not comp.get("embed"):
             raise ConfigError(f"{path}.embed", "an independent component (listen: null) needs its own embed", "set embed: ${encoder.model} or listen: encoder")
+
+
+def _check_lemmatizer(comp: Mapping[str, Any], path: str) -> None:
+    if comp.get("backoff", "orth") not in ("orth", "lower", None):
+        raise ConfigError(f"{path}.backoff", f"unknown backoff {comp['backoff']!r}", "use orth (the form), lower or null (no lemma)")
+    for key in ("top_k", "min_tree_freq"):
+        if int(comp.get(key, 1)) < 1:
+            raise ConfigError(f"{path}.{key}", f"must be at least 1, not {comp[key]}", "spaCy's defaults: top_k 1, min_tree_freq 3")
 
 
 def _check_mapping(node: Any, spec: Mapping[str, Any], path: str) -> None:

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..data.doc import Doc, join_morph  # noqa: F401  (join_morph: re-exported for training.labels)
 from ..errors import ConfigError
+from ..lemma.edit_trees import apply_tree, tree_for
 
 IGNORE = -100
 
@@ -154,6 +155,51 @@ class SenterComponent(TokenLabelComponent):
         doc.sent_starts = [i == 0 or v == "S" for i, v in enumerate(values)]
 
 
+class LemmatizerComponent(TokenLabelComponent):
+    """spaCy's trainable_lemmatizer: classify each token among the edit trees seen in training
+    (labels are tree strings, distnlp.lemma.edit_trees), then apply the best-scoring tree that
+    fits the form; when none of the `top_k` best fits, back off (`backoff`: "orth" = the form,
+    "lower" = the lowercased form, null = no lemma). A missing gold lemma, or one whose tree is
+    outside the inventory (rarer than `min_tree_freq`), carries no loss."""
+
+    factory = "lemmatizer"
+    BACKOFFS: ClassVar[tuple[str | None, ...]] = ("orth", "lower", None)
+
+    def __init__(self, name: str, head: nn.Module, labels: list[str], settings: Mapping[str, Any]) -> None:
+        super().__init__(name, head, labels, settings)
+        if self.settings.get("backoff", "orth") not in self.BACKOFFS:
+            raise ConfigError(f"components.{name}.backoff", f"unknown backoff {self.settings['backoff']!r}", "use orth, lower or null")
+        if int(self.settings.get("top_k", 1)) < 1:
+            raise ConfigError(f"components.{name}.top_k", f"must be at least 1, not {self.settings['top_k']}", "spaCy's default is 1; 5 tries more trees")
+
+    def score_attrs(self) -> tuple[str, ...]:
+        return ("lemma",)
+
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        return list(labels.get("lemmatizer", []))
+
+    def doc_labels(self, doc: Doc) -> list[str | None] | None:
+        if doc.lemmas is None:
+            return None
+        return [None if lemma is None else tree_for(form, lemma) for form, lemma in zip(doc.words, doc.lemmas)]
+
+    def set_annotations(self, docs: Sequence[Doc], scores: torch.Tensor, lengths: Sequence[int]) -> None:
+        k = min(int(self.settings.get("top_k", 1)), len(self.labels))
+        ranked = scores.topk(k, dim=-1).indices.tolist() if scores.shape[0] else []  # one transfer
+        backoff = self.settings.get("backoff", "orth")
+        pos = 0
+        for doc, n in zip(docs, lengths):
+            lemmas: list[str | None] = []
+            for form, ids in zip(doc.words, ranked[pos : pos + n]):
+                lemma = next((lem for lem in (apply_tree(self.labels[i], form) for i in ids) if lem is not None), None)
+                if lemma is None:
+                    lemma = form if backoff == "orth" else form.lower() if backoff == "lower" else None
+                lemmas.append(lemma)
+            doc.lemmas = lemmas
+            pos += n
+
+
 class NERComponent(Component):
     """Entities as BILUO tags, decoded under transition constraints so spans are well formed."""
 
@@ -210,6 +256,7 @@ COMPONENT_CLASSES: dict[str, type[Component]] = {
         TokenLabelComponent,
         MorphologizerComponent,
         SenterComponent,
+        LemmatizerComponent,
         NERComponent,
         TextcatComponent,
         TextcatMultilabelComponent,

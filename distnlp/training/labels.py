@@ -10,6 +10,7 @@ import pyarrow.fs as pafs
 
 from ..data.stream import read_docs
 from ..errors import CorpusError
+from ..lemma.edit_trees import count_trees
 from ..pipeline.components import component_class, join_morph
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def pipeline_labels(config: Mapping[str, Any], train_path: str) -> dict[str, lis
         cls = component_class(settings.get("factory", ""), f"components.{name}.factory")
         if cls.factory == "morphologizer" and "morphologizer" not in inventories and inventories.get("pos"):
             inventories["morphologizer"] = morph_labels(train_path)
+        if cls.factory == "lemmatizer" and (meta.get("annotated") or {}).get("lemmas", 1):  # 0: no lemma to read
+            inventories = {**inventories, "lemmatizer": lemma_tree_labels(train_path, int(settings.get("min_tree_freq", 3)))}
         labels = cls.labels_from_meta(settings, inventories)
         if not labels:
             log.info("%s: the training corpus has no labels for it; left out of the pipeline", name)
@@ -50,3 +53,20 @@ def morph_labels(path: str) -> list[str]:
         if doc.pos is not None and doc.morphs is not None:
             seen.update(label for label in (join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)) if label is not None)
     return sorted(seen)
+
+
+def lemma_tree_labels(path: str, min_tree_freq: int) -> list[str]:
+    """The lemmatizer's labels: edit trees (form -> lemma) seen at least `min_tree_freq` times in
+    the training corpus (spaCy's min_tree_freq), read from the words and lemmas columns only.
+    The same corpus gives the same list on every rank, so replicas agree on the label ids."""
+    pairs = (
+        (form, lemma)
+        for doc in read_docs(path, columns=["words", "spaces", "lemmas"], label="corpus.train")
+        if doc.lemmas is not None
+        for form, lemma in zip(doc.words, doc.lemmas)
+    )
+    counts = count_trees(pairs)
+    # most frequent first (ties by string): an untrained head's all-equal scores pick the commonest
+    # tree (mostly identity), as spaCy's first-seen order does, instead of an arbitrary one
+    kept = [(tree, n) for tree, n in counts.items() if n >= max(1, min_tree_freq)]
+    return [tree for tree, _ in sorted(kept, key=lambda item: (-item[1], item[0]))]

@@ -50,7 +50,7 @@ def test_every_shipped_group_option_composes() -> None:
 
 def test_independent_setup_gives_each_head_its_own_embedding() -> None:
     config = compose_and_validate(["pipeline=independent"])
-    for name in ("tagger", "ner"):
+    for name in ("tagger", "lemmatizer", "ner"):
         comp = config["components"][name]
         assert comp["listen"] is None
         assert comp["embed"]["_use_"] == "distnlp.Tok2Vec.v1"
@@ -68,6 +68,8 @@ def test_independent_setup_gives_each_head_its_own_embedding() -> None:
         (["components.ner.listen=tok2vec"], "components.ner.listen", ["no embedding component", "listen: encoder"]),
         (["components.ner.factory=nerr"], "components.ner.factory", ["'ner'"]),
         (["components.tagger.grad_factor=high"], "components.tagger.grad_factor", ["number or a schedule"]),
+        (["components.lemmatizer.backoff=lemma"], "components.lemmatizer.backoff", ["unknown backoff", "orth"]),
+        (["components.lemmatizer.top_k=0"], "components.lemmatizer.top_k", ["at least 1"]),
     ],
 )
 def test_errors_name_the_path_and_fix(overrides: list[str], path: str, words: list[str]) -> None:

@@ -105,9 +105,9 @@ FROZEN_THEN = f"{{_use_: distnlp.frozen_then.v1, frozen_steps: {FROZEN_STEPS}, v
 
 
 def _config(overrides: list[str]) -> dict[str, Any]:
-    listeners = [f"components.{c}.grad_factor={FROZEN_THEN}" for c in ("tagger", "morphologizer")]
+    listeners = [f"components.{c}.grad_factor={FROZEN_THEN}" for c in ("tagger", "morphologizer", "lemmatizer")]
     return compose_config(["training.dropout=0.0", "components.ner.grad_factor=" + FROZEN_THEN.replace("1.0}", "0.5}"),
-                           "nlp.pipeline=[tagger,morphologizer,ner]", *listeners, *overrides])
+                           "nlp.pipeline=[tagger,morphologizer,lemmatizer,ner]", *listeners, *overrides])
 
 
 @pytest.mark.parametrize(
@@ -123,6 +123,7 @@ def test_two_ranks_equal_one_process_on_the_union(tmp_path: Path, overrides: lis
 
     torch.set_num_threads(1)
     nlp, optimizer = _build(config)
+    assert nlp.pipe_names == ["tagger", "morphologizer", "lemmatizer", "ner"]  # every head takes part
     initial = {k: v.clone() for k, v in nlp.state_dict().items()}
     objective = PipelineLosses(nlp)
     frozen_encoder = None
