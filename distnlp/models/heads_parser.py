@@ -141,7 +141,10 @@ class BiaffineParserHead(nn.Module):
         """[len(deps), n_labels] for dependents `deps` (token rows) and heads (0 = ROOT, i + 1 = token i)."""
         d = scores["lab_dep"].float()[deps]
         h = scores["lab_head"].float()[heads]
-        bilinear = torch.einsum("md,lde,me->ml", d, self.lab_bilinear, h)
+        L, lw = self.lab_bilinear.shape[0], self.lab_bilinear.shape[1]
+        # d^T W_l h for every label as one matmul ([M, lw] x [lw, L * lw]), then a dot with h
+        dW = (d @ self.lab_bilinear.permute(1, 0, 2).reshape(lw, L * lw)).view(-1, L, lw)
+        bilinear = (dW * h[:, None, :]).sum(-1)
         return bilinear + self.lab_linear(torch.cat([d, h], dim=1))
 
     def loss(self, scores: dict[str, Tensor], targets: dict[str, Tensor]) -> tuple[Tensor, int]:

@@ -9,9 +9,10 @@ arborescence has at least one root edge, hence the maximum has exactly one, and 
 one-root trees (all paying M once) it is the best: the unconstrained Chu-Liu/Edmonds maximum of
 the penalised matrix is the constrained maximum of the original one.
 
-Chu-Liu/Edmonds is iterative (no recursion limit on long sentences): greedy heads, contract one
-cycle into a node, repeat; then expand the contractions in reverse. Each level is vectorised
-numpy over the [m, m] matrix, so a sentence costs O(n^2) per contraction.
+Chu-Liu/Edmonds is iterative (no recursion limit on long sentences): greedy heads, contract every
+cycle into a node at once, repeat; then expand the contractions in reverse. Each level is
+vectorised numpy over the [m, m] matrix (grouped maxima by `reduceat`), so a sentence costs
+O(n^2) per level and no Python runs per word.
 """
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ def decode_tree(scores: np.ndarray) -> np.ndarray:
     heads = _greedy(S)
     if _root_children(heads) == 1 and not _cycle_nodes(heads).size:
         return heads  # the unconstrained argmax is already a valid tree: it is the optimum
+    heads = _chu_liu_edmonds(S.copy())
+    if _root_children(heads) == 1:
+        return heads  # the best tree overall has one root: the best one-root tree too
+    # Several roots: the penalised search below merges every word before ROOT is taken, so it
+    # needs more levels; it runs only for these sentences.
     finite = S[np.isfinite(S)]
     # The penalty must exceed the spread of any tree's total (n edges), see the module docstring.
     penalty = (m - 1) * float(finite.max() - finite.min()) + 1.0
@@ -74,60 +80,78 @@ def _cycle_nodes(heads: np.ndarray) -> np.ndarray:
         f = f[f]
         steps *= 2
     # after >= m steps every node sits on the cycle (or ROOT) it eventually enters
-    on = np.unique(f)
-    return on[on != 0]
+    on = np.zeros(f.size, dtype=bool)
+    on[f] = True
+    on[0] = False
+    return np.flatnonzero(on)
 
 
-def _one_cycle(heads: np.ndarray, start: int) -> np.ndarray:
-    cycle = [start]
-    node = int(heads[start])
-    while node != start:  # walks only the cycle's own nodes
-        cycle.append(node)
-        node = int(heads[node])
-    return np.array(cycle, dtype=np.int64)
+def _cycle_ids(heads: np.ndarray, on_cycle: np.ndarray) -> np.ndarray:
+    """Per node, the smallest node of its cycle (nodes off cycles: themselves), by pointer
+    doubling with a running minimum along the head function."""
+    rep = np.arange(heads.size)
+    g = heads.copy()
+    g[0] = 0
+    off = np.ones(heads.size, dtype=bool)
+    off[on_cycle] = False
+    g[off] = np.flatnonzero(off)  # only cycles propagate
+    steps = 1
+    while steps < heads.size:
+        rep = np.minimum(rep, rep[g])
+        g = g[g]
+        steps *= 2
+    return rep
+
+
+def _group_order(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes sorted by group (ids 0..g-1, all used) and where each group starts, for reduceat."""
+    order = np.argsort(group, kind="stable")
+    counts = np.bincount(group)
+    return order, np.cumsum(counts) - counts
 
 
 @dataclass
-class _Contraction:
-    keep: np.ndarray  # old indices of the nodes kept (ROOT first), new index = position
-    cycle: np.ndarray  # old indices of the contracted cycle (new node = len(keep))
-    cycle_heads: np.ndarray  # their heads inside the cycle
-    out_arg: np.ndarray  # per kept dependent: which cycle node is its head if it attaches to the cycle
-    in_arg: np.ndarray  # per kept head: which cycle node it would enter through
+class _Level:
+    group: np.ndarray  # per node of this level: its node in the contracted level
+    heads: np.ndarray  # this level's greedy heads (the cycle edges among them are kept)
+    gain: np.ndarray  # scores with each cycle node's own cycle edge subtracted
 
 
 def _chu_liu_edmonds(S: np.ndarray) -> np.ndarray:
-    stack: list[_Contraction] = []
+    """Every cycle of the greedy heads is contracted at once; a contracted node's score from
+    head h is the best gain of entering its cycle from h (the cycle edge it replaces removed)."""
+    levels: list[_Level] = []
     while True:
         heads = _greedy(S)
         on_cycle = _cycle_nodes(heads)
         if not on_cycle.size:
             break
-        cycle = _one_cycle(heads, int(on_cycle[0]))
-        in_cycle = np.zeros(S.shape[0], dtype=bool)
-        in_cycle[cycle] = True
-        keep = np.flatnonzero(~in_cycle)
-        c = keep.size
-        # entering the cycle at d from head h replaces d's cycle edge: gain S[d, h] - S[d, head(d)]
-        gain = S[cycle][:, keep] - S[cycle, heads[cycle]][:, None]
-        out_scores = S[np.ix_(keep, cycle)]
-        new = np.full((c + 1, c + 1), NEG)
-        new[:c, :c] = S[np.ix_(keep, keep)]
-        new[:c, c] = out_scores.max(axis=1)
-        new[c, :c] = gain.max(axis=0)
+        key = _cycle_ids(heads, on_cycle)  # ROOT keeps key 0, so it stays node 0
+        is_key = np.zeros(key.size, dtype=bool)
+        is_key[key] = True
+        group = (np.cumsum(is_key) - 1)[key]  # keys renumbered 0.. in order
+        gain = S.copy()
+        gain[on_cycle] -= S[on_cycle, heads[on_cycle]][:, None]
+        order, bounds = _group_order(group)
+        new = np.maximum.reduceat(np.maximum.reduceat(gain[order], bounds, axis=0)[:, order], bounds, axis=1)
+        np.fill_diagonal(new, NEG)
         new[0, :] = NEG
-        stack.append(_Contraction(keep, cycle, heads[cycle].copy(), cycle[out_scores.argmax(axis=1)], cycle[gain.argmax(axis=0)]))
+        levels.append(_Level(group, heads, gain))
         S = new
-    for con in reversed(stack):
-        c = con.keep.size
-        size = c + con.cycle.size
-        old = np.empty(size, dtype=np.int64)
-        old[0] = -1
-        h = heads[1:c]
-        deps = con.keep[1:]
-        old[deps] = np.where(h == c, con.out_arg[1:], con.keep[np.minimum(h, c - 1)])
-        old[con.cycle] = con.cycle_heads
-        enter_head = int(heads[c])  # the contracted node's head, a kept node
-        old[con.in_arg[enter_head]] = con.keep[enter_head]
-        heads = old
+    for level in reversed(levels):
+        group, gain = level.group, level.gain
+        target = heads[group]  # the contracted head of each node's group
+        target[0] = -1
+        allowed = np.where(group[None, :] == target[:, None], gain, NEG)
+        best_h = allowed.argmax(axis=1)
+        best_v = allowed[np.arange(group.size), best_h]
+        best_v[0] = NEG
+        # per group, the (first) node through which the best edge enters it
+        order, bounds = _group_order(group)
+        top = np.maximum.reduceat(best_v[order], bounds)
+        nodes = np.arange(group.size)
+        entering = np.minimum.reduceat(np.where(best_v == top[group], nodes, group.size)[order], bounds)[1:]
+        expanded = level.heads.copy()
+        expanded[entering] = best_h[entering]
+        heads = expanded
     return heads
