@@ -57,8 +57,10 @@ def distance_buckets(T: int, device: torch.device | None = None) -> Tensor:
 
 
 class _MLP(nn.Sequential):
+    # The LayerNorm bounds what the bilinear scorers multiply: without it, a shared encoder
+    # trained at a high learning rate (5e-3) made the parser's loss spike and shook every head.
     def __init__(self, n_in: int, width: int, dropout: float) -> None:
-        super().__init__(nn.Linear(n_in, width), nn.LeakyReLU(0.1), nn.Dropout(dropout))
+        super().__init__(nn.Linear(n_in, width), nn.LeakyReLU(0.1), nn.LayerNorm(width, elementwise_affine=False), nn.Dropout(dropout))
 
 
 class BiaffineParserHead(nn.Module):
