@@ -69,8 +69,9 @@ class BiaffineParserHead(nn.Module):
 
     def __init__(self, arc_width: int = 128, label_width: int = 64, dropout: float = 0.0, use_distance: bool = True) -> None:
         super().__init__()
-        if arc_width <= 0 or label_width <= 0:
-            raise ValueError(f"arc_width and label_width must be positive, not {arc_width} and {label_width}")
+        for key, value in (("arc_width", arc_width), ("label_width", label_width)):
+            if value <= 0:
+                raise ValueError(f"{key} must be positive, not {value}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
         self.arc_width, self.label_width, self.use_distance = arc_width, label_width, use_distance

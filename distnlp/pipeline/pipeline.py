@@ -78,7 +78,12 @@ class Pipeline(nn.Module):
             comp_labels = list(labels.get(name, []))
             if not comp_labels:
                 continue
-            head = registry.resolve(settings["model"], f"{path}.model")
+            try:
+                head = registry.resolve(settings["model"], f"{path}.model")
+            except ConfigError:
+                raise
+            except ValueError as exc:  # an architecture refusing a value: name where it was set
+                raise ConfigError(f"{path}.model", str(exc), f"fix the value: {path}.model.KEY=VALUE") from None
             comp = cls(name, head, comp_labels, settings)
             if settings.get("listen"):
                 self.listening.append(name)

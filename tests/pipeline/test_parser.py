@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import distnlp
@@ -16,6 +17,7 @@ from distnlp.cli.compose import DEMO_DATA, compose_config
 from distnlp.data.convert import write_corpus
 from distnlp.data.doc import Doc
 from distnlp.data.stream import read_docs
+from distnlp.errors import ConfigError
 from distnlp.models.mst import is_tree
 from distnlp.pipeline.pipeline import Pipeline
 from distnlp.training.loop import build_pipeline, run_worker
@@ -147,3 +149,9 @@ def test_partial_annotation_trains_only_on_known_heads() -> None:
     doc.heads = [None] * 6
     loss, n = nlp.losses(nlp.featurize([doc]))["parser"]
     assert n == 0 and float(loss.detach()) == 0.0 and loss.requires_grad  # still in the graph: the step reduces it
+
+
+def test_bad_parser_setting_is_a_config_error_naming_the_key() -> None:
+    config = compose_config(["nlp.pipeline=[parser]", "encoder.width=16", "components.parser.model.arc_width=0"])
+    with pytest.raises(ConfigError, match=r"^components\.parser\.model: arc_width must be positive, not 0"):
+        Pipeline(config, {"parser": ["root", "nsubj"]})
