@@ -86,21 +86,21 @@ def _cycle_nodes(heads: np.ndarray) -> np.ndarray:
     return np.flatnonzero(on)
 
 
-def _cycle_ids(heads: np.ndarray, on_cycle: np.ndarray) -> np.ndarray:
-    """Per node, the smallest node of its cycle (nodes off cycles: themselves), by pointer
-    doubling with a running minimum along the head function."""
-    rep = np.arange(heads.size)
-    g = heads.copy()
-    g[0] = 0
-    off = np.ones(heads.size, dtype=bool)
-    off[on_cycle] = False
-    g[off] = np.flatnonzero(off)  # only cycles propagate
+def _cycles(heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes on a cycle of the head function, per node the smallest node of its cycle or the
+    node itself off cycles), by one pointer doubling with a running minimum along the path."""
+    f = heads.copy()
+    f[0] = 0  # ROOT is a fixed point: nodes that reach it end there
+    rep = np.arange(f.size)
     steps = 1
-    while steps < heads.size:
-        rep = np.minimum(rep, rep[g])
-        g = g[g]
+    while steps < f.size:  # after >= m steps every node sits on the cycle (or ROOT) it enters
+        rep = np.minimum(rep, rep[f])  # min over the next 2 * steps nodes of the path
+        f = f[f]
         steps *= 2
-    return rep
+    on = np.zeros(f.size, dtype=bool)
+    on[f] = True
+    on[0] = False
+    return np.flatnonzero(on), np.where(on, rep, np.arange(f.size))
 
 
 def _group_order(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,10 +123,9 @@ def _chu_liu_edmonds(S: np.ndarray) -> np.ndarray:
     levels: list[_Level] = []
     while True:
         heads = _greedy(S)
-        on_cycle = _cycle_nodes(heads)
+        on_cycle, key = _cycles(heads)  # ROOT keeps key 0, so it stays node 0
         if not on_cycle.size:
             break
-        key = _cycle_ids(heads, on_cycle)  # ROOT keeps key 0, so it stays node 0
         is_key = np.zeros(key.size, dtype=bool)
         is_key[key] = True
         group = (np.cumsum(is_key) - 1)[key]  # keys renumbered 0.. in order
