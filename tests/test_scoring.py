@@ -204,6 +204,28 @@ def test_roc_auc_with_ties_matches_trapezoid():
     assert math.isnan(roc_auc([1, 1], [0.1, 0.2]))
 
 
+# --- dependencies --------------------------------------------------------------------------------
+def test_deps_hand_computed_like_spacy_score_deps():
+    words = ["She", "ate", "fish", ".", "Yes"]
+    gold = doc(words, heads=[1, 1, 1, 1, None], deps=["nsubj", "root", "obj", "punct", None])
+    # fish: right head, wrong label; ".": punct is not scored; "Yes": gold head missing, not scored
+    pred = doc(words, heads=[1, 1, 1, 2, 1], deps=["nsubj", "root", "iobj", "punct", "obj"])
+    s = score([gold], [pred], ["dep"])
+    assert s["dep_uas"] == pytest.approx(1.0)  # 3 of 3 scored arcs
+    assert s["dep_las"] == pytest.approx(2 / 3)
+    assert s["dep_las_per_type"]["obj"] == {"p": 0.0, "r": 0.0, "f": 0.0}
+    assert s["dep_las_per_type"]["iobj"]["p"] == 0.0 and "punct" not in s["dep_las_per_type"]
+    # a gold non-punct arc predicted as punct leaves the predicted set: a miss, not an error
+    pred.deps = ["punct", "root", "obj", "punct", "obj"]
+    s = score([gold], [pred], ["dep"])
+    assert s["dep_uas"] == pytest.approx(2 * (1.0 * 2 / 3) / (1.0 + 2 / 3))  # p = 2/2, r = 2/3
+
+
+def test_deps_without_gold_heads_give_none():
+    s = score([doc(3)], [doc(3, heads=[0, 0, 0], deps=["root", "dep", "dep"])], ["dep"])
+    assert s["dep_uas"] is None and s["dep_las"] is None and s["dep_las_per_type"] is None
+
+
 # --- merging -------------------------------------------------------------------------------------
 @st.composite
 def full_corpus(draw):
@@ -215,8 +237,11 @@ def full_corpus(draw):
         mor = lambda: draw(st.one_of(st.none(), st.lists(st.sampled_from(["_", "F=1", "F=2|G=1", "G=1"]), min_size=n, max_size=n)))
         ss = lambda: draw(st.one_of(st.none(), st.lists(st.booleans(), min_size=n, max_size=n)))
         cats = lambda: draw(st.one_of(st.none(), st.fixed_dictionaries({lab: st.sampled_from([0.0, 0.2, 0.6, 1.0]) for lab in labels})))
-        golds.append(doc(n, tags=col(), pos=col(), morphs=mor(), sent_starts=ss(), ent_spans=draw(st.one_of(st.none(), span_set(n))), cats=cats()))
-        preds.append(doc(n, tags=col(), pos=col(), morphs=mor(), sent_starts=ss(), ent_spans=draw(span_set(n)), cats=cats()))
+        heads = lambda: draw(st.one_of(st.none(), st.lists(st.one_of(st.none(), st.integers(0, max(n - 1, 0))), min_size=n, max_size=n)))
+        deps = lambda: draw(st.lists(st.sampled_from(["nsubj", "obj", "punct", "root"]), min_size=n, max_size=n))
+        golds.append(doc(n, tags=col(), pos=col(), morphs=mor(), sent_starts=ss(), ent_spans=draw(st.one_of(st.none(), span_set(n))), cats=cats(),
+                         heads=heads(), deps=deps()))
+        preds.append(doc(n, tags=col(), pos=col(), morphs=mor(), sent_starts=ss(), ent_spans=draw(span_set(n)), cats=cats(), heads=heads(), deps=deps()))
     return golds, preds
 
 

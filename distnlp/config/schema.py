@@ -101,6 +101,7 @@ FACTORY_KEYS: dict[str, dict[str, Any]] = {
     "ner": {},
     "textcat": {},
     "textcat_multilabel": {},
+    "parser": {},
 }
 
 PRETRAIN: dict[str, Any] = {

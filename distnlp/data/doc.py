@@ -56,6 +56,15 @@ class Span:
     def vector(self) -> np.ndarray:
         return self.doc._mean_vector(self.start, self.end)
 
+    @property
+    def root(self) -> "Token":
+        """The first token whose head is itself or outside the span (spaCy's Span.root)."""
+        for tok in self:
+            h = tok.head.i
+            if h == tok.i or not self.start <= h < self.end:
+                return tok
+        return self[0]
+
     def similarity(self, other: "Span | Doc | Token") -> float:
         return _cosine(self.vector, other.vector)
 
@@ -117,8 +126,54 @@ class Token:
         return Token(self.doc, self.i if h is None else int(h))
 
     @property
+    def children(self) -> Iterator["Token"]:
+        """Tokens whose head is this one, in order (the root is not its own child)."""
+        heads = self.doc.heads or ()
+        for j, h in enumerate(heads):
+            if h == self.i and j != self.i:
+                yield Token(self.doc, j)
+
+    @property
+    def lefts(self) -> Iterator["Token"]:
+        return (t for t in self.children if t.i < self.i)
+
+    @property
+    def rights(self) -> Iterator["Token"]:
+        return (t for t in self.children if t.i > self.i)
+
+    @property
+    def subtree(self) -> Iterator["Token"]:
+        """This token and its descendants, in order."""
+        inside, frontier = {self.i}, [self.i]
+        while frontier:
+            frontier = [c.i for i in frontier for c in Token(self.doc, i).children if c.i not in inside]
+            inside.update(frontier)
+        return (Token(self.doc, i) for i in sorted(inside))
+
+    @property
+    def ancestors(self) -> Iterator["Token"]:
+        seen, tok = {self.i}, self.head
+        while tok.i not in seen:
+            yield tok
+            seen.add(tok.i)
+            tok = tok.head
+
+    @property
+    def sent(self) -> Span:
+        for span in self.doc.sents:
+            if span.start <= self.i < span.end:
+                return span
+        raise IndexError(self.i)
+
+    @property
     def is_sent_start(self) -> bool | None:
         return self._col("sent_starts")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Token) and other.doc is self.doc and other.i == self.i
+
+    def __hash__(self) -> int:
+        return hash((id(self.doc), self.i))
 
     @property
     def ent_iob_(self) -> str:
@@ -173,7 +228,7 @@ class Doc:
     morphs: list[str] | None = None
     lemmas: list[str] | None = None
     deps: list[str] | None = None
-    heads: list[int] | None = None
+    heads: list[int | None] | None = None  # absolute token index; the root points at itself
     ent_spans: list[tuple[int, int, str]] | None = None
     cats: dict[str, float] | None = None
     # Token ranges [start, end) whose entities are unknown (only meaningful when ent_spans is set).
@@ -207,7 +262,7 @@ class Doc:
             morphs=_opt_list(row.get("morphs")),
             lemmas=_opt_list(row.get("lemmas")),
             deps=_opt_list(row.get("deps")),
-            heads=None if heads is None else [int(h) for h in heads],
+            heads=None if heads is None else [None if h is None else int(h) for h in heads],
             ent_spans=None if ents is None else [(int(e["start"]), int(e["end"]), str(e["label"])) for e in ents],
             cats=None if cats is None else {str(k): float(v) for k, v in (cats.items() if isinstance(cats, Mapping) else cats)},
             ents_missing=_ranges(row.get("ents_missing")),

@@ -1,5 +1,6 @@
 """Task heads (pure torch), registered by name. Importing this module registers them all:
-distnlp.TaggerHead.v1, distnlp.NERHead.v1, distnlp.TextcatHead.v1, distnlp.TextcatMultilabelHead.v1.
+distnlp.TaggerHead.v1, distnlp.NERHead.v1, distnlp.TextcatHead.v1, distnlp.TextcatMultilabelHead.v1,
+distnlp.BiaffineParserHead.v1.
 
 Build in two steps: `head = registry.resolve({"_use_": "distnlp.TaggerHead.v1", ...})`, then
 `head.initialize(n_in, labels)` once the embedding width and label inventory are known.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from .heads_common import IGNORE, Head, encode_token_labels, zero_loss
 from .heads_ner import NERHead, ner_head, pad_flat
+from .heads_parser import BiaffineParserHead, biaffine_parser_head
 from .heads_tagging import (
     SENTER_LABELS,
     TaggerHead,
@@ -21,12 +23,14 @@ from .heads_tagging import (
 from .heads_textcat import TextcatHead, pool_docs, textcat_head, textcat_multilabel_head
 
 __all__ = [
+    "BiaffineParserHead",
     "IGNORE",
     "Head",
     "NERHead",
     "SENTER_LABELS",
     "TaggerHead",
     "TextcatHead",
+    "biaffine_parser_head",
     "encode_token_labels",
     "force_first_token",
     "morph_label",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -250,6 +251,42 @@ class TextcatMultilabelComponent(TextcatComponent):
     factory = "textcat_multilabel"
 
 
+class ParserComponent(Component):
+    """Labelled dependency trees, one per sentence (the doc's sentence starts at prediction time:
+    a senter's when one ran before, else the given ones, else the whole doc)."""
+
+    factory = "parser"
+    attrs = ("dep",)
+
+    @classmethod
+    def labels_from_meta(cls, settings: Mapping[str, Any], labels: Mapping[str, list[str]]) -> list[str]:
+        return list(labels.get("deps", []))
+
+    def forward(self, X: torch.Tensor, lengths: Sequence[int]) -> Any:
+        return self.head(X, list(lengths))
+
+    def targets(self, docs: Sequence[Doc]) -> dict[str, torch.Tensor]:
+        return self.head.targets(docs, self.label_index)
+
+    @staticmethod
+    def count(targets: Any) -> int:
+        return int((targets["head_pos"] != IGNORE).sum())
+
+    def set_annotations(self, docs: Sequence[Doc], scores: Any, lengths: Sequence[int]) -> None:
+        from ..models.heads_parser import sentence_starts
+
+        starts = [sentence_starts(doc.sent_starts, n) for doc, n in zip(docs, lengths)]
+        flat = torch.from_numpy(np.concatenate(starts)) if starts else torch.zeros(0, dtype=torch.bool)
+        heads, labels = self.head.decode(scores, flat)
+        pos = 0
+        for doc, n, st in zip(docs, lengths, starts):
+            doc.heads = (heads[pos : pos + n] - pos).tolist()
+            doc.deps = [self.labels[i] for i in labels[pos : pos + n]]
+            if doc.sent_starts is None:  # parsed as one sentence: say so, so doc.sents works
+                doc.sent_starts = st.tolist()
+            pos += n
+
+
 COMPONENT_CLASSES: dict[str, type[Component]] = {
     cls.factory: cls
     for cls in (
@@ -260,6 +297,7 @@ COMPONENT_CLASSES: dict[str, type[Component]] = {
         NERComponent,
         TextcatComponent,
         TextcatMultilabelComponent,
+        ParserComponent,
     )
 }
 

@@ -78,7 +78,12 @@ class Pipeline(nn.Module):
             comp_labels = list(labels.get(name, []))
             if not comp_labels:
                 continue
-            head = registry.resolve(settings["model"], f"{path}.model")
+            try:
+                head = registry.resolve(settings["model"], f"{path}.model")
+            except ConfigError:
+                raise
+            except ValueError as exc:  # an architecture refusing a value: name where it was set
+                raise ConfigError(f"{path}.model", str(exc), f"fix the value: {path}.model.KEY=VALUE") from None
             comp = cls(name, head, comp_labels, settings)
             if settings.get("listen"):
                 self.listening.append(name)
@@ -195,12 +200,27 @@ class Pipeline(nn.Module):
                 scores = self.forward_scores(batch)
                 if self.encoder is not None and hasattr(self.encoder, "annotate"):
                     self.encoder.annotate(docs, batch.shared)  # doc.trf_data, per the annotation setter
-                for name, comp in self.components.items():
+                for name, comp in self._annotation_order():
                     comp.set_annotations(docs, scores[name], batch.lengths)
                 self._set_tensors(docs, batch.lengths)
         finally:
             self.train(was_training)
         return docs
+
+    def _annotation_order(self) -> list[tuple[str, Component]]:
+        """Pipeline order, except that sentence boundaries are written first: the parser decodes
+        within the senter's sentences whatever their order in nlp.pipeline."""
+        items = list(self.components.items())
+        return sorted(items, key=lambda item: item[1].factory != "senter")  # stable: others keep their order
+
+    def eval_input(self, gold: Doc) -> Doc:
+        """What evaluation predicts into: the gold words, and the gold sentence starts when a
+        parser has no senter to find them (it parses within the given sentences)."""
+        doc = gold.copy_unannotated()
+        factories = {comp.factory for comp in self.components.values()}
+        if "parser" in factories and "senter" not in factories and gold.sent_starts is not None:
+            doc.sent_starts = list(gold.sent_starts)
+        return doc
 
     def _set_tensors(self, docs: list[Doc], lengths: list[int]) -> None:
         hidden = getattr(self, "_last_hidden", None)
@@ -250,7 +270,7 @@ class Pipeline(nn.Module):
         return Scorer(attrs, **options)
 
     def evaluate(self, golds: Sequence[Doc], batch_size: int = 128) -> dict[str, Any]:
-        preds = list(self.pipe((g.copy_unannotated() for g in golds), batch_size=batch_size))
+        preds = list(self.pipe((self.eval_input(g) for g in golds), batch_size=batch_size))
         scorer = self.scorer()
         scorer.update(list(golds), preds)
         return scorer.scores()

@@ -15,6 +15,7 @@ from typing import Any
 from .prf import Counts
 
 __all__ = [
+    "count_deps",
     "count_ents",
     "count_morph_per_feat",
     "count_sents",
@@ -140,6 +141,41 @@ def count_ents(
     for lab, _, _ in golds:
         out.setdefault(lab, [0, 0, 0])[2] += 1
     return out
+
+
+PARSER_IGNORE_LABELS = ("p", "punct")  # spaCy's parser scores deps without punctuation
+
+
+def count_deps(
+    words: Sequence[str],
+    gold_heads: Sequence[int | None] | None,
+    gold_deps: Sequence[str | None] | None,
+    pred_heads: Sequence[int | None] | None,
+    pred_deps: Sequence[str | None] | None,
+    ignore_labels: Sequence[str] = PARSER_IGNORE_LABELS,
+) -> tuple[Counts, Counts, dict[str, Counts]]:
+    """spaCy's score_deps for one doc: set F over (token, head) (unlabelled) and (token, head,
+    label) (labelled, also per label). Tokens whose gold label is in `ignore_labels` leave the
+    gold set, predicted ones leave the predicted set; tokens with a missing gold head or label
+    are not scored at all (spaCy keeps that set across docs, a bug; here it is per doc)."""
+    if gold_heads is None or gold_deps is None:
+        return [0, 0, 0], [0, 0, 0], {}
+    ignore = set(ignore_labels)
+    missing = {i for i, (h, d) in enumerate(zip(gold_heads, gold_deps)) if h is None or not d}
+    gold = {(i, int(h), d) for i, (h, d) in enumerate(zip(gold_heads, gold_deps)) if i not in missing and d not in ignore}
+    pred: set[tuple[int, int, str]] = set()
+    if pred_heads is not None and pred_deps is not None:
+        for i, (h, d) in enumerate(zip(pred_heads, pred_deps)):
+            if i in missing or words[i].isspace() or h is None or not d or d in ignore:
+                continue
+            pred.add((i, int(h), d))
+    per_type: dict[str, Counts] = {}
+    for d in {x[2] for x in gold | pred}:
+        g, p = {x for x in gold if x[2] == d}, {x for x in pred if x[2] == d}
+        per_type[d] = [len(p & g), len(p - g), len(g - p)]
+    labelled = [len(pred & gold), len(pred - gold), len(gold - pred)]
+    ug, up = {x[:2] for x in gold}, {x[:2] for x in pred}
+    return [len(up & ug), len(up - ug), len(ug - up)], labelled, per_type
 
 
 def _overlaps(span: tuple[int, int, str], ranges: Sequence[tuple[int, int]]) -> bool:

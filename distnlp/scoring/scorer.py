@@ -10,14 +10,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .cats import score_cats
-from .counts import count_ents, count_morph_per_feat, count_sents, count_token_attr
+from .counts import count_deps, count_ents, count_morph_per_feat, count_sents, count_token_attr
 from .prf import Counts, add_counts, f_score, precision, prf_dict, recall
 
 __all__ = ["ATTRS", "STATE_VERSION", "Scorer"]
 
-ATTRS = ("tag", "pos", "morph", "lemma", "sents", "ents", "cats")
+ATTRS = ("tag", "pos", "morph", "lemma", "sents", "dep", "ents", "cats")
 TOKEN_COLUMNS = {"tag": "tags", "pos": "pos", "morph": "morphs", "lemma": "lemmas"}
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: dependency counts
 
 
 class Scorer:
@@ -56,6 +56,9 @@ class Scorer:
         self.token: dict[str, Counts] = {a: [0, 0, 0] for a in TOKEN_COLUMNS}
         self.morph_per_feat: dict[str, Counts] = {}
         self.sents: Counts = [0, 0, 0]
+        self.deps_uas: Counts = [0, 0, 0]
+        self.deps_las: Counts = [0, 0, 0]
+        self.deps_per_type: dict[str, Counts] = {}
         self.ents: dict[str, Counts] = {}
         self.cats: list[list[dict[str, Any]]] = []
 
@@ -76,6 +79,10 @@ class Scorer:
                 _add_per_label(self.morph_per_feat, count_morph_per_feat(gold.words, gold.morphs, pred.morphs))
             if "sents" in attrs:
                 self.sents = add_counts(self.sents, count_sents(len(gold.words), gold.sent_starts, pred.sent_starts))
+            if "dep" in attrs:
+                uas, las, per_type = count_deps(gold.words, gold.heads, gold.deps, pred.heads, pred.deps)
+                self.deps_uas, self.deps_las = add_counts(self.deps_uas, uas), add_counts(self.deps_las, las)
+                _add_per_label(self.deps_per_type, per_type)
             if "ents" in attrs:
                 _add_per_label(self.ents, count_ents(gold.ent_spans, pred.ent_spans, getattr(gold, "ents_missing", None)))
             if "cats" in attrs and gold.cats is not None:
@@ -91,6 +98,9 @@ class Scorer:
             "token": {k: list(v) for k, v in self.token.items()},
             "morph_per_feat": {k: list(v) for k, v in self.morph_per_feat.items()},
             "sents": list(self.sents),
+            "deps_uas": list(self.deps_uas),
+            "deps_las": list(self.deps_las),
+            "deps_per_type": {k: list(v) for k, v in self.deps_per_type.items()},
             "ents": {k: list(v) for k, v in self.ents.items()},
             "cats": [[dict(g), dict(p)] for g, p in self.cats],
         }
@@ -112,6 +122,9 @@ class Scorer:
                 out.token[k] = add_counts(out.token[k], v)
             _add_per_label(out.morph_per_feat, s["morph_per_feat"])
             out.sents = add_counts(out.sents, s["sents"])
+            out.deps_uas = add_counts(out.deps_uas, s["deps_uas"])
+            out.deps_las = add_counts(out.deps_las, s["deps_las"])
+            _add_per_label(out.deps_per_type, s["deps_per_type"])
             _add_per_label(out.ents, s["ents"])
             out.cats.extend([dict(g), dict(p)] for g, p in s["cats"])
         return out
@@ -132,6 +145,11 @@ class Scorer:
         if "sents" in attrs:
             has = sum(self.sents) > 0
             out.update({f"sents_{k}": fn(self.sents) if has else None for k, fn in _PRF.items()})
+        if "dep" in attrs:
+            has = sum(self.deps_uas) > 0  # spaCy: None when nothing was scored
+            out["dep_uas"] = f_score(self.deps_uas) if has else None
+            out["dep_las"] = f_score(self.deps_las) if has else None
+            out["dep_las_per_type"] = {k: prf_dict(v) for k, v in sorted(self.deps_per_type.items())} if has else None
         if "ents" in attrs:
             total = [sum(c[i] for c in self.ents.values()) for i in range(3)]
             has = sum(total) > 0

@@ -88,10 +88,11 @@ def format_scores_table(scores: Mapping[str, Any]) -> str:
     for k, v in rows:
         shown = f"{v:.0f}" if k in ("speed", "words") else f"{100 * v:.2f}"
         lines.append(f"{k.ljust(width)}  {shown}")
-    per_type = scores.get("ents_per_type")
-    if isinstance(per_type, Mapping) and per_type:
-        lines.append("")
-        lines.append(f"{'entity'.ljust(width)}  p       r       f")
-        for label, prf in per_type.items():
-            lines.append(f"{label.ljust(width)}  {100 * prf['p']:.2f}  {100 * prf['r']:.2f}  {100 * prf['f']:.2f}")
+    for key, title in (("ents_per_type", "entity"), ("dep_las_per_type", "dep (LAS)")):
+        per_type = scores.get(key)
+        if isinstance(per_type, Mapping) and per_type:
+            lines.append("")
+            lines.append(f"{title.ljust(width)}  p       r       f")
+            for label, prf in per_type.items():
+                lines.append(f"{label.ljust(width)}  {100 * prf['p']:.2f}  {100 * prf['r']:.2f}  {100 * prf['f']:.2f}")
     return "\n".join(lines)

@@ -205,7 +205,7 @@ def evaluate_on(nlp: Pipeline, docs: Sequence[Doc], averages: ParameterAverages 
     if averages is not None:
         averages.swap()
     try:
-        preds = list(nlp.pipe((d.copy_unannotated() for d in docs), batch_size=256))
+        preds = list(nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=256))
         scorer = nlp.scorer()
         scorer.update(list(docs), preds)
         gather = getattr(reducer, "gather_objects", None)

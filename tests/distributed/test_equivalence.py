@@ -5,7 +5,8 @@ optimizer moments as one process fed the union of their batches as one single ba
 Made to catch: averaging instead of summing, dividing by local counts, clipping before the
 reduce or per rank, accumulation that launches reductions early, and replicas that decay
 parameters one process leaves alone (a frozen encoder: every listener at grad_factor 0 for the
-first steps, then unfrozen; a head whose labels exist on one rank only)."""
+first steps, then unfrozen; a head whose labels exist on one rank only; the parser, whose loss
+is cut into padded sentences, with heads missing on one rank)."""
 from __future__ import annotations
 
 import os
@@ -50,7 +51,8 @@ def _docs() -> list:
 
 def _rank_batches(rank: int) -> list[list]:
     """Per step: rank 0 gets 3 docs, rank 1 gets 2 docs without entity labels (NER is missing
-    there, so the ner head learns from rank 0 only)."""
+    there, so the ner head learns from rank 0 only). Rank 1's dependency trees are missing too,
+    wholly at step 0 (the parser learns from rank 0 only) and partly after (masked tokens)."""
     docs = _docs()
     out = []
     for step in range(STEPS):
@@ -60,7 +62,12 @@ def _rank_batches(rank: int) -> list[list]:
         else:
             for d in chunk[3:]:
                 d.ent_spans = None  # read afresh on every call: no other batch sees this
-            out.append(chunk[3:])
+            mine = chunk[3:]  # the last step may hold fewer docs (uneven batches)
+            for k, d in enumerate(mine):
+                whole = step == 0 or k == 0
+                d.heads = None if whole else [None if i % 2 else h for i, h in enumerate(d.heads)]
+                d.deps = None if whole else [None if i % 2 else x for i, x in enumerate(d.deps)]
+            out.append(mine)
     return out
 
 
@@ -105,9 +112,10 @@ FROZEN_THEN = f"{{_use_: distnlp.frozen_then.v1, frozen_steps: {FROZEN_STEPS}, v
 
 
 def _config(overrides: list[str]) -> dict[str, Any]:
-    listeners = [f"components.{c}.grad_factor={FROZEN_THEN}" for c in ("tagger", "morphologizer", "lemmatizer")]
+    listeners = [f"components.{c}.grad_factor={FROZEN_THEN}" for c in ("tagger", "morphologizer", "parser", "lemmatizer")]
     return compose_config(["training.dropout=0.0", "components.ner.grad_factor=" + FROZEN_THEN.replace("1.0}", "0.5}"),
-                           "nlp.pipeline=[tagger,morphologizer,lemmatizer,ner]", *listeners, *overrides])
+                           "nlp.pipeline=[tagger,morphologizer,parser,lemmatizer,ner]", "components.parser.model.arc_width=32",
+                           "components.parser.model.label_width=16", *listeners, *overrides])
 
 
 @pytest.mark.parametrize(

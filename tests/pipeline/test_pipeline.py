@@ -217,9 +217,9 @@ def test_evaluate_cli_writes_spacy_score_names(make_config, tiny_corpus: Path, t
     )
     assert out.returncode == 0, out.stderr
     scores = json.loads(scores_file.read_text())
-    for key in ("tag_acc", "pos_acc", "morph_acc", "ents_p", "ents_r", "ents_f", "ents_per_type", "speed"):
+    for key in ("tag_acc", "pos_acc", "morph_acc", "dep_uas", "dep_las", "dep_las_per_type", "ents_p", "ents_r", "ents_f", "ents_per_type", "speed"):
         assert key in scores
-    assert "tag_acc" in out.stdout
+    assert "tag_acc" in out.stdout and "dep_uas" in out.stdout and "dep (LAS)" in out.stdout
 
 
 def test_load_errors_are_clear(tmp_path: Path) -> None:

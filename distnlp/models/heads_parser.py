@@ -1,0 +1,251 @@
+"""Graph-based dependency parser head: biaffine arc and label scorers (Dozat & Manning 2017).
+
+Per token, four small MLPs read the (shared) token vectors: arc-dependent, arc-head,
+label-dependent, label-head. A learned ROOT vector goes through the head MLPs as position 0. Arc
+scores of one sentence are [n, n + 1] (head 0 = ROOT): a biaffine term, a head bias, and a
+signed distance term (the CNN's token vectors carry no position, so without it two identical
+words would be indistinguishable heads). Labels are scored bilinearly on (dependent, head):
+the gold head in training, the decoded head at inference.
+
+Sentences are cut from the flat [n_tokens, width] batch by a sentence-start mask and padded to
+[n_sents, max_len] with one scatter (no per-token Python). Decoding is exact MST per sentence
+(models/mst.py) on the log-softmax of the arc scores.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import architectures
+from .heads_common import IGNORE, zero_loss
+from .mst import decode_tree
+
+__all__ = ["BiaffineParserHead", "ROOT_LABELS", "biaffine_parser_head", "distance_buckets", "segment"]
+
+ROOT_LABELS = ("root", "ROOT")  # UD's and spaCy's name of the root relation
+EXACT_DISTANCE = 8  # distances up to this get a bucket each; longer ones share log2 buckets
+LOG_BUCKETS = 4  # 9-16, 17-32, 33-64, 65+
+SIDE_BUCKETS = EXACT_DISTANCE + LOG_BUCKETS
+N_BUCKETS = 1 + 2 * SIDE_BUCKETS  # ROOT, heads to the left, heads to the right
+
+
+def segment(starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Sentence id and position of every token, first token and length of every sentence,
+    from a flat bool mask whose first entry is True."""
+    sid = torch.cumsum(starts.long(), 0) - 1
+    first = torch.nonzero(starts, as_tuple=False).flatten()
+    pos = torch.arange(starts.numel(), device=starts.device) - first[sid]
+    lens = torch.bincount(sid, minlength=first.numel())
+    return sid, pos, first, lens
+
+
+def distance_buckets(T: int, device: torch.device | None = None) -> Tensor:
+    """[T, T + 1] bucket of head position u (0 = ROOT, else word u - 1) for dependent t."""
+    t = torch.arange(T, device=device)[:, None]
+    u = torch.arange(T + 1, device=device)[None, :]
+    d = (u - 1) - t
+    a = d.abs().clamp(min=1)
+    log_b = EXACT_DISTANCE + torch.ceil(torch.log2(a.float() / EXACT_DISTANCE)).long().clamp(max=LOG_BUCKETS)
+    b = torch.where(a <= EXACT_DISTANCE, a, log_b)
+    out = torch.where(d < 0, b, SIDE_BUCKETS + b)
+    return torch.where(u == 0, torch.zeros_like(out), out)
+
+
+class _MLP(nn.Sequential):
+    # The LayerNorm bounds what the bilinear scorers multiply: without it, a shared encoder
+    # trained at a high learning rate (5e-3) made the parser's loss spike and shook every head.
+    def __init__(self, n_in: int, width: int, dropout: float) -> None:
+        super().__init__(nn.Linear(n_in, width), nn.LeakyReLU(0.1), nn.LayerNorm(width, elementwise_affine=False), nn.Dropout(dropout))
+
+
+class BiaffineParserHead(nn.Module):
+    """`initialize(n_in, dep_labels)`, then forward(X, lengths) -> per-token projections;
+    `loss(scores, targets)` and `decode(scores, starts)` cut sentences from them."""
+
+    def __init__(self, arc_width: int = 128, label_width: int = 64, dropout: float = 0.0, use_distance: bool = True) -> None:
+        super().__init__()
+        for key, value in (("arc_width", arc_width), ("label_width", label_width)):
+            if value <= 0:
+                raise ValueError(f"{key} must be positive, not {value}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {dropout}")
+        self.arc_width, self.label_width, self.use_distance = arc_width, label_width, use_distance
+        self.dropout = nn.Dropout(dropout)
+        self._dropout_rate = dropout
+        self.labels: list[str] = []
+        self.n_in = 0
+
+    @property
+    def is_initialized(self) -> bool:
+        return self.n_in > 0
+
+    def initialize(self, n_in: int, labels: Sequence[str]) -> "BiaffineParserHead":
+        if n_in <= 0:
+            raise ValueError(f"n_in must be positive, not {n_in}")
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"BiaffineParserHead needs distinct dependency labels, got {list(labels)}")
+        self.n_in, self.labels = n_in, list(labels)
+        a, lw, p, n_labels = self.arc_width, self.label_width, self._dropout_rate, len(self.labels)
+        self.root = nn.Parameter(torch.randn(n_in))  # ROOT's token vector
+        self.arc_dep, self.arc_head = _MLP(n_in, a, p), _MLP(n_in, a, p)
+        self.lab_dep, self.lab_head = _MLP(n_in, lw, p), _MLP(n_in, lw, p)
+        # Scorers start at zero (uniform predictions), as spaCy's output layers do.
+        self.arc_U = nn.Parameter(torch.zeros(a, a))
+        self.arc_head_bias = nn.Parameter(torch.zeros(a))
+        self.dist = nn.Parameter(torch.zeros(N_BUCKETS, a)) if self.use_distance else None
+        self.dist_bias = nn.Parameter(torch.zeros(N_BUCKETS)) if self.use_distance else None
+        self.lab_bilinear = nn.Parameter(torch.zeros(n_labels, lw, lw))
+        self.lab_linear = nn.Linear(2 * lw, n_labels)
+        nn.init.zeros_(self.lab_linear.weight)
+        nn.init.zeros_(self.lab_linear.bias)
+        root_ids = [i for i, lab in enumerate(self.labels) if lab in ROOT_LABELS]
+        self.root_label = root_ids[0] if root_ids else None
+        return self
+
+    # --- training --------------------------------------------------------------------------
+    def forward(self, X: Tensor, lengths: Sequence[int] | None = None) -> dict[str, Tensor]:
+        """Per-token projections; the head-side ones have ROOT as row 0 (token i is row i + 1)."""
+        if not self.is_initialized:
+            raise RuntimeError("BiaffineParserHead is not initialized: call head.initialize(n_in, labels) first")
+        if X.dim() != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"expected X of shape [n_tokens, {self.n_in}], got {tuple(X.shape)}")
+        X = self.dropout(X)
+        with_root = torch.cat([self.root.to(X.dtype)[None], X], dim=0)
+        return {
+            "arc_dep": self.arc_dep(X),
+            "arc_head": self.arc_head(with_root),
+            "lab_dep": self.lab_dep(X),
+            "lab_head": self.lab_head(with_root),
+        }
+
+    def arc_scores(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Arc logits [n_sents, T, T + 1] (impossible heads at -inf), and `segment(starts)`'s sid, pos, first."""
+        dep_flat, head_flat = scores["arc_dep"].float(), scores["arc_head"].float()
+        sid, pos, first, lens = segment(starts.to(dep_flat.device))
+        S, T, a = first.numel(), int(lens.max()) if lens.numel() else 0, dep_flat.shape[1]
+        dep = dep_flat.new_zeros(S, T, a).index_put((sid, pos), dep_flat)
+        head = head_flat.new_zeros(S, T + 1, a)
+        head[:, 0] = head_flat[0]
+        head = head.index_put((sid, pos + 1), head_flat[1:])
+        arc = torch.bmm(dep @ self.arc_U, head.transpose(1, 2)) + (head @ self.arc_head_bias)[:, None, :]
+        if self.dist is not None and self.dist_bias is not None:
+            by_bucket = dep @ self.dist.t() + self.dist_bias  # [S, T, N_BUCKETS]
+            arc = arc + torch.gather(by_bucket, 2, distance_buckets(T, dep.device)[None].expand(S, T, T + 1))
+        u = torch.arange(T + 1, device=dep.device)
+        valid = (u[None, None, :] <= lens[:, None, None]) & (u[None, None, :] != torch.arange(1, T + 1, device=dep.device)[None, :, None])
+        return arc.masked_fill(~valid, float("-inf")), sid, pos, first
+
+    def label_scores(self, scores: dict[str, Tensor], deps: Tensor, heads: Tensor) -> Tensor:
+        """[len(deps), n_labels] for dependents `deps` (token rows) and heads (0 = ROOT, i + 1 = token i)."""
+        d = scores["lab_dep"].float()[deps]
+        h = scores["lab_head"].float()[heads]
+        L, lw = self.lab_bilinear.shape[0], self.lab_bilinear.shape[1]
+        # d^T W_l h for every label as one matmul ([M, lw] x [lw, L * lw]), then a dot with h
+        dW = (d @ self.lab_bilinear.permute(1, 0, 2).reshape(lw, L * lw)).view(-1, L, lw)
+        bilinear = (dW * h[:, None, :]).sum(-1)
+        return bilinear + self.lab_linear(torch.cat([d, h], dim=1))
+
+    def loss(self, scores: dict[str, Tensor], targets: dict[str, Tensor]) -> tuple[Tensor, int]:
+        """(sum over tokens with a gold head of head CE + label CE given the gold head, their count)."""
+        head_pos = targets["head_pos"].to(scores["arc_dep"].device)
+        has_head = head_pos != IGNORE
+        n = int(has_head.sum())
+        if n == 0:
+            return zero_loss(scores["arc_dep"]) + zero_loss(scores["arc_head"]), 0
+        arc, sid, pos, _ = self.arc_scores(scores, targets["starts"])
+        tokens = torch.nonzero(has_head, as_tuple=False).flatten()
+        arc_loss = F.cross_entropy(arc[sid[tokens], pos[tokens]], head_pos[tokens], reduction="sum")
+        labels = targets["labels"].to(head_pos.device)
+        labelled = torch.nonzero(has_head & (labels != IGNORE), as_tuple=False).flatten()
+        if labelled.numel() == 0:
+            return arc_loss, n
+        logits = self.label_scores(scores, labelled, targets["head_row"].to(head_pos.device)[labelled])
+        return arc_loss + F.cross_entropy(logits, labels[labelled], reduction="sum"), n
+
+    # --- inference -------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Per token: the flat index of its head (itself for the sentence root) and a label id.
+        One tree per sentence (exact MST); only the root gets the root label."""
+        n_tokens = scores["arc_dep"].shape[0]
+        if n_tokens == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        arc, sid, pos, first = self.arc_scores(scores, starts)
+        logp = torch.log_softmax(arc, dim=-1).cpu().numpy().astype(np.float64)
+        lens = torch.bincount(sid, minlength=first.numel()).cpu().numpy()
+        head_pos = np.empty(n_tokens, dtype=np.int64)
+        offset = 0
+        for s, n in enumerate(lens):  # one MST per sentence; the decoder itself is vectorised
+            tree = np.full((n + 1, n + 1), -np.inf)
+            tree[1:] = logp[s, :n, : n + 1]
+            head_pos[offset : offset + n] = decode_tree(tree)[1:]
+            offset += n
+        first_np, sid_np = first.cpu().numpy(), sid.cpu().numpy()
+        is_root = head_pos == 0
+        heads = np.where(is_root, np.arange(n_tokens), first_np[sid_np] + head_pos - 1)
+        device = scores["lab_dep"].device
+        rows = torch.as_tensor(np.where(is_root, 0, heads + 1), device=device)
+        logits = self.label_scores(scores, torch.arange(n_tokens, device=device), rows)
+        if self.root_label is not None:
+            root_mask = torch.as_tensor(is_root, device=device)
+            logits[:, self.root_label] = logits[:, self.root_label].masked_fill(~root_mask, float("-inf"))
+            logits[root_mask] = float("-inf")
+            logits[root_mask, self.root_label] = 0.0
+        return heads, logits.argmax(dim=1).cpu().numpy()
+
+    # --- targets ---------------------------------------------------------------------------
+    def targets(self, docs: Sequence[Any], label_index: dict[str, int]) -> dict[str, Tensor]:
+        """Gold sentence starts, head positions in the sentence (0 = ROOT), head rows (0 = ROOT,
+        i + 1 = token i of the batch) and label ids; IGNORE where the head is missing or outside
+        the token's sentence."""
+        starts, head_pos, head_row, labels = [], [], [], []
+        offset = 0
+        for doc in docs:
+            n = len(doc)
+            st = sentence_starts(doc.sent_starts, n)
+            sid = np.cumsum(st) - 1
+            first = np.flatnonzero(st)
+            hp = np.full(n, IGNORE, dtype=np.int64)
+            hr = np.zeros(n, dtype=np.int64)
+            lab = np.full(n, IGNORE, dtype=np.int64)
+            if doc.heads is not None and n:
+                raw = np.array([-1 if h is None else int(h) for h in doc.heads], dtype=np.int64)
+                idx = np.arange(n)
+                known = (raw >= 0) & (raw < n)
+                same = known & (sid[np.clip(raw, 0, n - 1)] == sid)  # a head in another sentence: no target
+                root = same & (raw == idx)
+                hp = np.where(same, np.where(root, 0, raw - first[sid] + 1), IGNORE)
+                hr = np.where(root | ~same, 0, raw + offset + 1)
+                if doc.deps is not None:
+                    lab = np.array([label_index.get(d, IGNORE) if d else IGNORE for d in doc.deps], dtype=np.int64)
+                    lab = np.where(same, lab, IGNORE)
+            starts.append(st)
+            head_pos.append(hp)
+            head_row.append(hr)
+            labels.append(lab)
+            offset += n
+        cat = lambda parts, dtype: torch.from_numpy(np.concatenate(parts).astype(dtype)) if parts else torch.zeros(0, dtype=torch.long)  # noqa: E731
+        return {
+            "starts": cat(starts, np.bool_),
+            "head_pos": cat(head_pos, np.int64),
+            "head_row": cat(head_row, np.int64),
+            "labels": cat(labels, np.int64),
+        }
+
+
+def sentence_starts(sent_starts: Sequence[bool | None] | None, n: int) -> np.ndarray:
+    """Bool starts of a doc: the given ones (unknown = no boundary), the first token always."""
+    st = np.zeros(n, dtype=bool) if sent_starts is None else np.array([bool(s) for s in sent_starts], dtype=bool)
+    if n:
+        st[0] = True
+    return st
+
+
+@architectures("distnlp.BiaffineParserHead.v1")
+def biaffine_parser_head(arc_width: int = 128, label_width: int = 64, dropout: float = 0.0, use_distance: bool = True) -> BiaffineParserHead:
+    return BiaffineParserHead(arc_width=arc_width, label_width=label_width, dropout=dropout, use_distance=use_distance)
