@@ -131,7 +131,7 @@ def test_two_ranks_equal_one_process_on_the_union(tmp_path: Path, overrides: lis
 
     torch.set_num_threads(1)
     nlp, optimizer = _build(config)
-    assert nlp.pipe_names == ["tagger", "morphologizer", "lemmatizer", "ner"]  # every head takes part
+    assert nlp.pipe_names == ["tagger", "morphologizer", "parser", "lemmatizer", "ner"]  # every head takes part
     initial = {k: v.clone() for k, v in nlp.state_dict().items()}
     objective = PipelineLosses(nlp)
     frozen_encoder = None
