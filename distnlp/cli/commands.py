@@ -158,7 +158,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     nlp = Pipeline.from_disk(model, device=pick_device(args.device), trust_code=args.trust_code)
     docs = _evaluation_docs(args.corpus, conllu_source)
     start = time.perf_counter()
-    preds = list(nlp.pipe((d.copy_unannotated() for d in docs), batch_size=args.batch_size))
+    preds = list(nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=args.batch_size))
     elapsed = time.perf_counter() - start
     scorer = nlp.scorer()
     scorer.update(docs, preds)
