@@ -4,8 +4,10 @@
 `minibatch_by_padded_size` (spacy/training/batchers.py), so configs and batch sizes carry over.
 A size is an int/float, an iterator of sizes, or a schedule `size(step)`; it is advanced once per
 batch started (step = batch index), exactly where spaCy calls `next(size_)`. `start` skips the
-first sizes: a batcher restarted after N batches (at a checkpoint, or on resume) continues the
-schedule at N instead of starting it again.
+first sizes: a batcher restarted at a checkpoint, or on resume, continues the schedule where the
+last one was instead of starting it again. Every batch yielded is a `SizedBatch` that remembers
+which size formed it (`size_index`; None for an oversize item yielded alone, which spaCy's
+`minibatch_by_words` does without advancing the size), so the caller knows where to restart.
 """
 from __future__ import annotations
 
@@ -21,6 +23,18 @@ from .doc import Doc
 T = TypeVar("T")
 Size = Union[int, float, Schedule, Iterator[int], Iterable[int]]
 Batcher = Callable[[Iterable[Doc]], Iterator[list[Doc]]]
+
+
+class SizedBatch(list):
+    """A batch, plus the index of the size (schedule step) that formed it."""
+
+    size_index: int | None = None
+
+
+def _sized(items: list[T], index: int | None) -> SizedBatch:
+    batch = SizedBatch(items)
+    batch.size_index = index
+    return batch
 
 
 def _sizes(size: Size, start: int = 0) -> Iterator[float]:
@@ -46,6 +60,7 @@ def batch_by_words(
     than that is yielded alone, or dropped with `discard_oversize`."""
     size_ = _sizes(size, start)
     target_size = next(size_)
+    index = start  # which size of the schedule target_size is
     tol_size = target_size * tolerance
     batch: list[T] = []
     overflow: list[T] = []
@@ -55,7 +70,7 @@ def batch_by_words(
         n_words = get_length(seq)
         if n_words > target_size + tol_size:
             if not discard_oversize:
-                yield [seq]
+                yield _sized([seq], None)
         elif overflow_size == 0 and (batch_size + n_words) <= target_size:
             batch.append(seq)
             batch_size += n_words
@@ -65,8 +80,8 @@ def batch_by_words(
         else:
             # The batch is full: yield it; the overflow starts the next one.
             if batch:
-                yield batch
-            target_size = next(size_)
+                yield _sized(batch, index)
+            target_size, index = next(size_), index + 1
             tol_size = target_size * tolerance
             batch = overflow
             batch_size = overflow_size
@@ -81,14 +96,14 @@ def batch_by_words(
             else:
                 # Does not fit with the previous overflow either: that overflow is a batch.
                 if batch:
-                    yield batch
-                target_size = next(size_)
+                    yield _sized(batch, index)
+                target_size, index = next(size_), index + 1
                 tol_size = target_size * tolerance
                 batch = [seq]
                 batch_size = n_words
     batch.extend(overflow)
     if batch:
-        yield batch
+        yield _sized(batch, index)
 
 
 def _batch_by_length(seqs: Sequence[T], max_words: float, get_length: Callable[[T], int]) -> list[list[int]]:
@@ -121,7 +136,7 @@ def batch_by_padded(
     """Batches whose padded size (longest item * count) is at most `size`, sorting by length
     within windows of `buffer` items. `get_length` may count wordpieces for transformers."""
     size_ = _sizes(size, start)
-    for outer in batch_by_sequence(docs, buffer):
+    for index, outer in enumerate(batch_by_sequence(docs, buffer), start):
         target_size = next(size_)
         for indices in _batch_by_length(outer, target_size, get_length):
             sub = [outer[i] for i in indices]
@@ -129,18 +144,18 @@ def batch_by_padded(
             # wordpiece budget is really a wordpiece budget.
             padded_size = max(get_length(seq) for seq in sub) * len(sub)
             if not (discard_oversize and padded_size >= target_size):
-                yield sub
+                yield _sized(sub, index)
 
 
 def batch_by_sequence(docs: Iterable[T], size: Size, start: int = 0) -> Iterator[list[T]]:
     """Batches of `size` items (spaCy's `minibatch`)."""
     size_ = _sizes(size, start)
     items = iter(docs)
-    while True:
+    for index in itertools.count(start):
         batch = list(itertools.islice(items, int(next(size_))))
         if not batch:
             return
-        yield batch
+        yield _sized(batch, index)
 
 
 @batchers("distnlp.batch_by_words.v1")

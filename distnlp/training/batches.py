@@ -7,10 +7,12 @@ still pending plus the cursors of docs after it that were already emitted. At ev
 the batcher session restarts from that state — in an uninterrupted run too — so a resumed run
 sees exactly the batches the uninterrupted one sees.
 
-The state also counts the batches emitted so far (one per optimizer step), and a restarted
-batcher is told that count (`start=`), so a batch-size schedule follows the global step across
-checkpoints, kills and resubmissions instead of starting again (docs/architecture.md, "Exact
-resume").
+The state also holds where the batch-size schedule is: the size after the one that formed the
+last batch emitted (distnlp's batchers say which, `SizedBatch.size_index`; an oversize doc
+yielded alone advances nothing, as in spaCy; a user's plain lists count one each). A restarted
+batcher is told it (`start=`), so a schedule follows spaCy's one-size-per-batch across
+checkpoints, kills and resubmissions instead of starting again, and the checkpoint interval
+changes nothing (docs/architecture.md, "Exact resume").
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ Cursor = tuple[int, int]
 _TAG = "_distnlp_cursor"
 
 log = logging.getLogger(__name__)
+_PLAIN = object()  # a batch that does not say which size formed it
 
 
 def accepts_start(batcher: Callable[..., Any]) -> bool:
@@ -44,6 +47,7 @@ class ResumableBatches:
         self._skip: set[Cursor] = set()
         self.exhausted = False
         self.batches_emitted = 0  # since the run began: the global step when one batch = one step
+        self.size_index = 0  # the schedule step the next batch's size comes from
         self._takes_start = accepts_start(batcher)
         if not self._takes_start:
             log.warning("the batcher %r takes no start= argument: a size schedule restarts at every checkpoint", batcher)
@@ -84,7 +88,7 @@ class ResumableBatches:
         self._emitted_after: set[Cursor] = set()
         self._num_batches = 0
         docs = self._tagged()
-        self._iter = iter(self.batcher(docs, start=self.batches_emitted) if self._takes_start else self.batcher(docs))
+        self._iter = iter(self.batcher(docs, start=self.size_index) if self._takes_start else self.batcher(docs))
 
     def __iter__(self) -> Iterator[list[Doc]]:
         return self
@@ -98,6 +102,11 @@ class ResumableBatches:
                 self._emitted_after.add(cursor)
         self._num_batches += 1
         self.batches_emitted += 1
+        index = getattr(batch, "size_index", _PLAIN)
+        if index is _PLAIN:
+            self.size_index += 1
+        elif index is not None:
+            self.size_index = int(index) + 1
         if self._num_batches % 1024 == 0:
             # Only cursors after the earliest pending doc matter; keep the set small.
             first = next(iter(self._pending), None)
@@ -112,12 +121,14 @@ class ResumableBatches:
             emitted = sorted(c for c in self._emitted_after | self._skip if c > first)
         else:
             emitted = []
-        return {"stream": stream_state, "skip": [list(c) for c in emitted], "batches_emitted": self.batches_emitted}
+        return {"stream": stream_state, "skip": [list(c) for c in emitted], "batches_emitted": self.batches_emitted,
+                "size_index": self.size_index}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stream.load_state_dict(state["stream"])
         self._skip = {(int(e), int(p)) for e, p in state.get("skip", [])}
         self.batches_emitted = int(state.get("batches_emitted", 0))
+        self.size_index = int(state.get("size_index", self.batches_emitted))
         self._start()
 
     def restart(self) -> None:

@@ -15,11 +15,11 @@ import pytest
 from distnlp.cli.compose import DEMO_DATA
 from distnlp.data.stream import DocStream
 from distnlp.registry import resolve
-from distnlp.schedules import compounding
 from distnlp.training.batches import ResumableBatches
 
-# A batch size that grows fast: 60 words at step 0, about 1,000 at step 20, 4,000 at step 30.
-COMPOUNDING = "training.batcher.size={_use_: distnlp.compounding.v1, start: 60, stop: 5000, compound: 1.15}"
+# A batch size that grows fast: 150 words at the first size, about 1,000 at the 15th. As in
+# spaCy, the size advances once per batch formed, not for a doc longer than the size (yielded alone).
+COMPOUNDING = "training.batcher.size={_use_: distnlp.compounding.v1, start: 150, stop: 5000, compound: 1.15}"
 
 
 def _train(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -162,17 +162,26 @@ def test_batches_resume_exactly_with_pending_docs() -> None:
     assert got == reference
 
 
-def test_restarted_batcher_continues_the_size_schedule() -> None:
-    size = compounding(100, 1000, 1.1)
-    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": {"_use_": "distnlp.compounding.v1", "start": 100, "stop": 1000, "compound": 1.1},
-                       "tolerance": 0.0})
+def _words_per_batch(restart_every: int, n: int = 60) -> list[int]:
+    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": {"_use_": "distnlp.compounding.v1", "start": 150, "stop": 3000, "compound": 1.08},
+                       "tolerance": 0.2})
     batches = ResumableBatches(DocStream(DEMO_DATA / "train", seed=1, infinite=True), batcher)
-    sizes = []
-    for i in range(30):
-        if i % 5 == 0:
-            batches.restart()
-        sizes.append(sum(len(d) for d in next(batches)))
-    # Every batch is filled up to the schedule at its own index (a doc longer than the target
-    # is a batch alone), so late batches are far bigger than a restarted schedule would allow.
-    assert sum(sizes[25:]) > 3 * 5 * size(0), sizes
-    assert batches.batches_emitted == 30
+    words = []
+    for i in range(n):
+        if restart_every and i % restart_every == 0:
+            batches.restart()  # what a checkpoint does
+        words.append(sum(len(d) for d in next(batches)))
+    assert batches.batches_emitted == n
+    return words
+
+
+def test_restarted_batcher_continues_the_size_schedule() -> None:
+    straight = _words_per_batch(0)
+    assert sum(straight[40:]) > 5 * sum(straight[:20])  # the schedule grows ...
+    # ... and restarting the batcher (at every checkpoint) changes neither where it is nor how
+    # fast it grows: not the number of batches (which counts docs yielded alone, too long for
+    # the size, that do not advance it), nor a fresh start.
+    for every in (5, 3):
+        restarted = _words_per_batch(every)
+        assert abs(sum(restarted) - sum(straight)) <= 0.05 * sum(straight), (every, sum(restarted), sum(straight))
+        assert sum(restarted[40:]) > 5 * sum(restarted[:20])
