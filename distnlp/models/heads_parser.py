@@ -176,7 +176,7 @@ class BiaffineParserHead(nn.Module):
         if n_tokens == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         arc, sid, pos, first = self.arc_scores(scores, starts)
-        logp = torch.log_softmax(arc, dim=-1).cpu().numpy().astype(np.float64)
+        logp = torch.log_softmax(arc, dim=-1).cpu().numpy()  # decode_tree copies each sentence to float64
         lens = torch.bincount(sid, minlength=first.numel()).cpu().numpy()
         head_pos = np.empty(n_tokens, dtype=np.int64)
         offset = 0
