@@ -27,7 +27,7 @@ def measure(corpus: str, factor: float, seconds: float, extra: list[str]) -> flo
     from distnlp.training.optim import build_optimizer
     from distnlp.training.step import train_step
 
-    overrides = [f"corpus.train={corpus}", *[f"components.{c}.grad_factor={factor}" for c in ("tagger", "morphologizer", "lemmatizer", "ner")], *extra]
+    overrides = [f"corpus.train={corpus}", *[f"components.{c}.grad_factor={factor}" for c in ("tagger", "morphologizer", "parser", "lemmatizer", "ner")], *extra]
     config = compose_config(overrides)
     seed_everything(0)
     nlp = build_pipeline(config)

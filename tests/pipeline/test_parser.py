@@ -155,3 +155,28 @@ def test_bad_parser_setting_is_a_config_error_naming_the_key() -> None:
     config = compose_config(["nlp.pipeline=[parser]", "encoder.width=16", "components.parser.model.arc_width=0"])
     with pytest.raises(ConfigError, match=r"^components\.parser\.model: arc_width must be positive, not 0"):
         Pipeline(config, {"parser": ["root", "nsubj"]})
+
+
+def test_optional_bilstm_keeps_docs_apart_and_learns() -> None:
+    from distnlp.models.heads_parser import BiaffineParserHead
+
+    torch.manual_seed(0)
+    head = BiaffineParserHead(arc_width=16, label_width=8, lstm_width=8).initialize(12, ["root", "dep"])
+    X = torch.randn(9, 12)
+    together = head(X, [4, 0, 5])
+    alone = head(X[4:], [5])
+    for key in ("arc_dep", "lab_dep"):  # the second doc's vectors do not depend on the first doc
+        torch.testing.assert_close(together[key][4:], alone[key])
+    docs = [_doc(4, [0]), _doc(0, None), _doc(5, [0, 2])]
+    docs[0].heads, docs[0].deps = [1, 1, 1, 2], ["dep", "root", "dep", "dep"]
+    docs[2].heads, docs[2].deps = [0, 0, 3, 3, 3], ["root", "dep", "dep", "root", "dep"]
+    targets = head.targets(docs, {"root": 0, "dep": 1})
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.01)
+    for _ in range(60):
+        loss, n = head.loss(head(X, [4, 0, 5]), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert n == 9 and float(loss.detach()) / n < 0.05
+    heads, _ = head.decode(head(X, [4, 0, 5]), targets["starts"])
+    assert heads.tolist() == [1, 1, 1, 2, 4, 4, 7, 7, 7]  # flat indices: doc 2 starts at token 4

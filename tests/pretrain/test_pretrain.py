@@ -313,8 +313,8 @@ def test_layer_and_component_selection(raw_text: Path, tmp_path: Path) -> None:
         assert torch.equal(nlp.encoder.embed.state_dict()[k], v)
     with pytest.raises(ConfigError, match="pretrain.layer"):
         _run_bad = run_pretrain_worker(_config(raw_text, tmp_path / "bad", "pretrain.layer=nope", "pretrain.max_steps=1"))
-    with pytest.raises(ConfigError, match="pretrain.component: unknown component 'parser'"):
-        run_pretrain_worker(_config(raw_text, tmp_path / "bad2", "pretrain.component=parser", "pretrain.max_steps=1"))
+    with pytest.raises(ConfigError, match="pretrain.component: unknown component 'coref'"):
+        run_pretrain_worker(_config(raw_text, tmp_path / "bad2", "pretrain.component=coref", "pretrain.max_steps=1"))
 
 
 # --- Ray -----------------------------------------------------------------------------------
