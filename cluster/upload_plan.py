@@ -97,9 +97,10 @@ def _scalar(v: str) -> str:
 
 
 def candidate_files(root: Path) -> dict[str, int]:
-    """Files Ray would consider: in a git checkout, tracked + untracked-not-ignored (Ray honours
-    .gitignore too); elsewhere every file."""
-    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    """Files Ray would consider: in a git checkout, tracked + untracked files not excluded by a
+    .gitignore. Ray reads .gitignore files only: what .git/info/exclude or a global excludes file
+    hides from git is still uploaded, so it must count here too. Elsewhere every file."""
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-per-directory=.gitignore")
     if listed is not None:
         names = [n for n in listed.split("\0") if n]
     else:

@@ -73,6 +73,23 @@ def test_large_untracked_files_are_excluded_in_a_git_checkout(tmp_path: Path) ->
     assert "/scratch" in excludes and "/notes.pdf" in excludes and "/small.txt" not in excludes
 
 
+def test_what_only_git_info_exclude_hides_still_counts(tmp_path: Path) -> None:
+    """Ray honours .gitignore files only: a directory hidden by .git/info/exclude is uploaded,
+    so it must be judged (and here excluded) like any untracked one. It once slipped through and
+    the upload ended in an HTTP 413."""
+    repo = _repo(tmp_path)
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "train.py", "cluster"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=repo, check=True)
+    (repo / ".git" / "info" / "exclude").write_text("/pre/\n")
+    _sparse(repo / "pre" / "model0.bin", 60 * MB)
+    _sparse(repo / "pre" / "model1.bin", 60 * MB)
+    run = _plan(repo)
+    assert run.returncode == 0, run.stderr
+    assert "/pre" in json.loads(run.stdout)["excludes"] and "pre (120.0 MiB)" in run.stderr
+
+
 def _fake_ray(tmp_path: Path) -> Path:
     bindir = tmp_path / "bin"
     bindir.mkdir()
