@@ -44,9 +44,14 @@ def ray_cli() -> str:
 def test_job_submit_end_to_end(tmp_path: Path, ray_cli: str) -> None:
     env = _env()
     gcs, dash = _free_port(), _free_port()
+    # The job agent's own ports are fixed by default (52365, ...): a Ray still shutting down from
+    # an earlier test holds them, the agent never starts, and every submit gets "No available
+    # agent". Free ports keep this head's agent independent of anything else on the machine.
+    agent_ports = [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+                   f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}"]
     start = subprocess.run(
         [ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=4",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats"],
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats", *agent_ports],
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert start.returncode == 0, start.stderr
