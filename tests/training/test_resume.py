@@ -115,6 +115,7 @@ def test_resume_hygiene(tmp_path: Path) -> None:
     assert len(nothing.stderr.strip().splitlines()) == 1
     (out / "notes.txt").parent.mkdir(parents=True, exist_ok=True)
     (out / "notes.txt").write_text("mine")
+    (out / "draft.partial").write_text("mine too")  # a name like distnlp's temporary files
     assert _train(out, "training.max_steps=10").returncode == 0
     # a fresh run in a directory holding another run is refused, naming both ways out
     again = _train(out, "training.max_steps=10")
@@ -127,7 +128,7 @@ def test_resume_hygiene(tmp_path: Path) -> None:
     run_id = json.loads((out / "run.json").read_text())["run_id"]
     replaced = _train(out, "training.max_steps=10", "training.overwrite=true")
     assert replaced.returncode == 0, replaced.stderr
-    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text() == "mine" and (out / "draft.partial").read_text() == "mine too"
     assert json.loads((out / "run.json").read_text())["run_id"] != run_id
     # a checkpoint of another run in checkpoints/ is never resumed
     other = tmp_path / "f"
