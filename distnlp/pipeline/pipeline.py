@@ -7,6 +7,7 @@ under `no_grad`. A component with `listen: null` owns a private embedding instea
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from ..data.doc import Doc
 from ..errors import CheckpointError, ConfigError
 from ..owned_paths import MARKER, check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from ..schedules import Schedule, as_schedule
+from .budget import budgeted_batches
 from .components import Component, component_class
 from .device import to_device
 from .grad_scale import scale_grad
@@ -244,16 +246,23 @@ class Pipeline(nn.Module):
     def __call__(self, text: str | Doc) -> Doc:  # type: ignore[override]
         return next(iter(self.pipe([text])))
 
-    def pipe(self, texts: Iterable[str | Doc], batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate texts (tokenized with distnlp's tokenizer) or Docs, in batches."""
-        buf: list[Doc] = []
-        for item in texts:
-            buf.append(self.make_doc(item) if isinstance(item, str) else item)
-            if len(buf) >= batch_size:
-                yield from self.predict(buf)
-                buf = []
-        if buf:
-            yield from self.predict(buf)
+    def pipe(self, texts: Iterable[str | Doc], batch_size: int = 128, *, max_words: int = 4000, window: int = 1024) -> Iterator[Doc]:
+        """Annotate texts (tokenized with distnlp's tokenizer) or Docs; yields them in input order.
+
+        Reads `window` docs at a time, sorts them by length and predicts them in batches of at
+        most `batch_size` docs whose padded size (longest doc x docs) stays within `max_words`
+        (budget.py): similar lengths together waste little padding. A longer doc runs alone.
+        """
+        if window < 1:
+            raise ValueError(f"window ({window}) must be at least 1")
+        items = iter(texts)
+        while True:
+            docs = [self.make_doc(item) if isinstance(item, str) else item for item in itertools.islice(items, window)]
+            if not docs:
+                return
+            for indices in budgeted_batches([len(d) for d in docs], max_words, batch_size):
+                self.predict([docs[i] for i in indices])  # annotates in place
+            yield from docs
 
     def scorer(self) -> Any:
         """A Scorer for exactly what this pipeline predicts."""
