@@ -1,0 +1,37 @@
+"""Annotate one split into one output shard: the unit of work of both the single process and
+each Ray actor, so both produce the same bytes for the same split."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..data.doc import Doc
+from .inputs import InputRow, Plan, Split, read_split
+from .jsonl_out import doc_to_json
+from .output import OutputDir
+from .settings import Batching
+
+
+def annotate_split(nlp: Any, plan: Plan, split: Split, out: OutputDir, batching: Batching, *, jsonl: bool,
+                   on_words: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Read, tokenize, predict and commit split `split`; returns its record (output.py)."""
+    rows = read_split(plan, split)
+    accepted = [r for r in rows if r.reject is None]
+    rejects = [{"input": r.where, "id": r.doc_id, "reason": r.reject} for r in rows if r.reject is not None]
+    docs: list[Doc] = []
+    pending = 0
+    for row, doc in zip(accepted, nlp.pipe((_item(r) for r in accepted), batch_size=batching.max_docs,
+                                           max_words=batching.max_words, window=batching.window)):
+        doc.doc_id = row.doc_id
+        docs.append(doc)
+        pending += len(doc)
+        if on_words is not None and pending >= 2000:
+            on_words(pending)
+            pending = 0
+    if on_words is not None and pending:
+        on_words(pending)
+    return out.commit_split(split.index, docs, rejects, len(rows), (doc_to_json(d) for d in docs) if jsonl else None)
+
+
+def _item(row: InputRow) -> str | Doc:
+    return row.doc if row.doc is not None else row.text  # type: ignore[return-value]
