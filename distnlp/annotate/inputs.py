@@ -160,11 +160,11 @@ def _line_row(raw: bytes, where: str, default_id: str, kind: str) -> InputRow:
         except json.JSONDecodeError as exc:
             row.reject = f"malformed JSON ({exc.msg} at column {exc.colno})"
             return row
+        if isinstance(record, dict) and record.get("id") is not None:
+            row.doc_id = str(record["id"])
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             row.reject = 'no "text" string (expected {"text": ..., "id": ...})'
             return row
-        if record.get("id") is not None:
-            row.doc_id = str(record["id"])
         line = record["text"]
     if not line.strip():
         row.reject = "empty text"
