@@ -20,7 +20,7 @@ from distnlp.data.stream import read_docs
 from distnlp.errors import ConfigError
 from distnlp.pipeline.pipeline import Pipeline
 
-from .conftest import PIPELINE
+from .fixtures import PIPELINE
 
 
 def _run(model: Path, inputs: dict[str, Path], out: Path, *overrides: str, jsonl: bool = False) -> dict:
