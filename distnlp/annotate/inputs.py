@@ -8,6 +8,7 @@ error: it becomes a reject with its reason, so every input row is accounted for.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import posixpath
@@ -18,7 +19,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from ..data.doc import Doc
-from ..data.shards import META_FILE, open_corpus, resolve_path
+from ..data.shards import META_FILE, CorpusInfo, open_corpus, resolve_path
 from ..data.stream import table_to_docs
 from ..errors import CorpusError
 
@@ -68,8 +69,7 @@ def plan_inputs(paths: Sequence[str], rows_per_shard: int, input_format: str = "
         raise CorpusError("rows_per_shard", f"must be at least 1, not {rows_per_shard}", "pass rows_per_shard=N with N >= 1")
     sources: list[Source] = []
     splits: list[Split] = []
-    for path in paths:
-        kind = _kind(path, input_format)
+    for path, kind in (item for p in paths for item in _expand(p, input_format)):
         if kind == "corpus":
             rows = open_corpus(path).n_docs
             starts = [(s, 0) for s in range(0, rows, rows_per_shard)]
@@ -88,27 +88,37 @@ def read_split(plan: Plan, split: Split) -> list[InputRow]:
     """The rows of one split, in input order."""
     source = plan.sources[split.source]
     if source.kind == "corpus":
-        return _corpus_rows(source.path, split.start, split.stop)
+        return _corpus_rows(source, split.start, split.stop)
     return list(_line_rows(source, split))
 
 
-def _kind(path: str, input_format: str) -> str:
+def _expand(path: str, input_format: str) -> list[tuple[str, str]]:
+    """[(path, kind)]: a corpus or a file is itself; another directory is its files, sorted by name
+    (hidden ones left out), so `s3://bucket/texts/` reads every text file in it."""
     if input_format not in INPUT_FORMATS:
         raise CorpusError("--input-format", f"unknown format {input_format!r}", f"use one of {', '.join(INPUT_FORMATS)}")
     fs, inner = resolve_path(path)
     info = fs.get_file_info(inner)
     if info.type == pafs.FileType.NotFound:
         raise CorpusError(path, "input not found", "check the path (a local path or a pyarrow filesystem URI such as s3://bucket/dir)")
-    is_dir = info.type == pafs.FileType.Directory
-    if input_format != "auto":
-        if (input_format == "corpus") != is_dir:
-            raise CorpusError(path, f"is {'a directory' if is_dir else 'a file'}, not {input_format} input", "fix --input-format")
-        return input_format
-    if is_dir:
-        if fs.get_file_info(f"{inner.rstrip('/')}/{META_FILE}").type != pafs.FileType.File:
-            raise CorpusError(path, f"a directory without {META_FILE}: not a distnlp corpus", "pass text/JSONL files or a corpus written by distnlp convert/annotate")
-        return "corpus"
-    return "jsonl" if inner.lower().endswith(_JSONL_SUFFIXES) else "text"
+    if info.type != pafs.FileType.Directory:
+        if input_format == "corpus":
+            raise CorpusError(path, "is a file, not a corpus directory", "fix --input-format")
+        return [(path, input_format if input_format != "auto" else _file_kind(inner))]
+    if fs.get_file_info(f"{inner.rstrip('/')}/{META_FILE}").type == pafs.FileType.File and input_format in ("auto", "corpus"):
+        return [(path, "corpus")]
+    if input_format == "corpus":
+        raise CorpusError(path, f"no {META_FILE}: not a distnlp corpus", "pass a corpus written by distnlp convert/annotate, or fix --input-format")
+    files = sorted((i for i in fs.get_file_info(pafs.FileSelector(inner.rstrip("/"))) if i.type == pafs.FileType.File and not i.base_name.startswith(".")),
+                   key=lambda i: i.base_name)
+    if not files:
+        raise CorpusError(path, "a directory with no files to annotate", "pass text/JSONL files, a directory of them, or a distnlp corpus")
+    sep = "" if path.endswith("/") else "/"
+    return [(f"{path}{sep}{i.base_name}", input_format if input_format != "auto" else _file_kind(i.base_name)) for i in files]
+
+
+def _file_kind(name: str) -> str:
+    return "jsonl" if name.lower().endswith(_JSONL_SUFFIXES) else "text"
 
 
 def _open_lines(path: str) -> io.BufferedReader:
@@ -173,8 +183,16 @@ def _line_row(raw: bytes, where: str, default_id: str, kind: str) -> InputRow:
     return row
 
 
-def _corpus_rows(path: str, start: int, stop: int) -> list[InputRow]:
-    info = open_corpus(path)
+@functools.lru_cache(maxsize=8)
+def _open_corpus_once(path: str, rows: int) -> CorpusInfo:
+    """A corpus's meta.json and shard footers, read once per process, not once per split
+    (`rows`, as planned, keys the cache too: a corpus rewritten since is read afresh)."""
+    return open_corpus(path)
+
+
+def _corpus_rows(source: Source, start: int, stop: int) -> list[InputRow]:
+    path = source.path
+    info = _open_corpus_once(path, source.rows)
     name = posixpath.basename(path.rstrip("/"))
     columns = [c for c in ("doc_id", "words", "spaces") if c in info.columns]
     rows: list[InputRow] = []

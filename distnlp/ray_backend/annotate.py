@@ -40,9 +40,17 @@ class SplitAnnotator:
         self.plan, self.out, self.settings, self.jsonl = plan, OutputDir(output), settings, jsonl
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        records = [annotate_split(self.nlp, self.plan, self.plan.splits[int(i)], self.out, self.settings.batch, jsonl=self.jsonl)
-                   for i in batch["split"]]
-        return {key: np.array([r[key] for r in records], dtype=np.int64) for key in ("split", "rows_in", "words")}
+        records, errors = [], []
+        for i in batch["split"]:
+            try:
+                records.append(annotate_split(self.nlp, self.plan, self.plan.splits[int(i)], self.out, self.settings.batch, jsonl=self.jsonl))
+                errors.append("")
+            except DistnlpError as exc:  # the user's one-line error, returned as data: Ray would wrap it in pages of its own
+                records.append({"split": int(i), "rows_in": 0, "words": 0})
+                errors.append(str(exc))
+        out = {key: np.array([r[key] for r in records], dtype=np.int64) for key in ("split", "rows_in", "words")}
+        out["error"] = np.array(errors, dtype=object)
+        return out
 
 
 def annotate_on_ray(model: str, plan: Plan, todo: list[Split], out: OutputDir, settings: AnnotateSettings, *, jsonl: bool,
@@ -61,12 +69,14 @@ def annotate_on_ray(model: str, plan: Plan, todo: list[Split], out: OutputDir, s
     )
     try:
         for n, batch in enumerate(annotated.iter_batches(batch_size=1, batch_format="numpy"), 1):
+            if batch["error"][0]:
+                raise DistnlpError(str(batch["error"][0]))
             progress.add_words(int(batch["words"].sum()))
             progress.add_rows(int(batch["rows_in"].sum()))
             exit_if_asked(settings, n)
     except DistnlpError:
         raise
-    except Exception as exc:  # an actor's DistnlpError arrives wrapped: show its own one line
+    except Exception as exc:  # anything else an actor raised arrives wrapped by Ray: show its last line
         raise DistnlpError(_first_line(exc)) from exc
 
 

@@ -118,3 +118,15 @@ def test_bad_input_and_foreign_output_get_one_line_errors(tiny_model: Path, inpu
     assert err[0].startswith("error: ") and "notes.txt" in err[0] and "did not write" in err[0]
     assert err[1].startswith("error: ") and "missing.txt: input not found" in err[1]
     assert (foreign / "notes.txt").read_text() == "keep me" and sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+def test_a_directory_of_text_files_reads_them_in_name_order(tiny_model: Path, inputs: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "b.jsonl").write_bytes(inputs["jsonl"].read_bytes())
+    (folder / "a.txt").write_bytes(inputs["text"].read_bytes())
+    (folder / ".hidden").write_text("not an input\n")
+    meta = annotate(str(tiny_model), [str(folder)], str(tmp_path / "out"), parse_overrides(["rows_per_shard=4"]))
+    assert [s["path"] for s in meta["sources"]] == [str(folder / "a.txt"), str(folder / "b.jsonl")]
+    assert [s["kind"] for s in meta["sources"]] == ["text", "jsonl"]
+    assert (meta["annotate"]["rows_in"], meta["annotate"]["rejected"]) == (12 + 6, 2 + 3)

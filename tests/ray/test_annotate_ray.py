@@ -69,3 +69,24 @@ def test_ray_job_stopped_midway_resumes_without_duplicates(local_ray: Any, tiny_
     resumed = _annotate(tiny_model, inputs, out, "distributed=ray", "distributed.num_workers=2", "distributed.use_gpu=false")
     assert resumed["annotate"] == single["annotate"]
     assert [(n, t.to_pylist()) for n, t in _shards(out)] == [(n, t.to_pylist()) for n, t in _shards(tmp_path / "single")]
+
+
+def test_an_actor_error_reaches_the_driver_as_one_line(local_ray: Any, tiny_model: Path, tmp_path: Path) -> None:  # noqa: F811
+    from distnlp.annotate.inputs import plan_inputs
+    from distnlp.annotate.output import OutputDir
+    from distnlp.annotate.progress import Progress
+    from distnlp.annotate.settings import parse_overrides
+    from distnlp.errors import DistnlpError
+    from distnlp.ray_backend.annotate import annotate_on_ray
+
+    text = tmp_path / "texts.txt"
+    text.write_text("One line.\nTwo lines.\n")
+    plan = plan_inputs([str(text)], 1)
+    text.write_text("One line.\n")  # shrinks after planning: the second split cannot be read
+    out = OutputDir(tmp_path / "out")
+    out.claim({"job": 1}, [str(text)])
+    settings = parse_overrides(["distributed=ray", "distributed.num_workers=1", "distributed.use_gpu=false"])
+    with pytest.raises(DistnlpError) as err:
+        annotate_on_ray(str(tiny_model), plan, list(plan.splits), out, settings, jsonl=False, trust_code=False, progress=Progress(2))
+    message = str(err.value)
+    assert "\n" not in message and "texts.txt: ended at line 1 but had 2 lines when planned" in message, message
