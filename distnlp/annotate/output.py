@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -140,8 +141,9 @@ class OutputDir:
             return False
 
     def commit_split(self, index: int, docs: Sequence[Doc], rejects: list[dict[str, Any]], rows_in: int,
-                     jsonl: Iterable[str] | None) -> dict[str, Any]:
-        """Write split `index`'s shard (and JSONL), then its record: the split is finished."""
+                     jsonl: Iterable[str] | None, started: float | None = None) -> dict[str, Any]:
+        """Write split `index`'s shard (and JSONL), then its record: the split is finished.
+        `started` (perf_counter) puts the split's seconds in the record, for speed reports."""
         stats = _Stats()
         rows = [stats.add(doc) for doc in docs]
         record: dict[str, Any] = {
@@ -156,6 +158,8 @@ class OutputDir:
             if jsonl is not None:
                 record["jsonl"] = shard_name(index, "jsonl")
                 _write_atomic(self.path / record["jsonl"], "".join(line + "\n" for line in jsonl).encode("utf-8"))
+        if started is not None:
+            record["seconds"] = round(time.perf_counter() - started, 4)
         _write_atomic(self.state / _record_name(index), (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
         return record
 

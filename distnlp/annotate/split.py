@@ -2,6 +2,7 @@
 each Ray actor, so both produce the same bytes for the same split."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from .settings import Batching
 def annotate_split(nlp: Any, plan: Plan, split: Split, out: OutputDir, batching: Batching, *, jsonl: bool,
                    on_words: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Read, tokenize, predict and commit split `split`; returns its record (output.py)."""
+    start = time.perf_counter()
     rows = read_split(plan, split)
     accepted = [r for r in rows if r.reject is None]
     rejects = [{"input": r.where, "id": r.doc_id, "reason": r.reject} for r in rows if r.reject is not None]
@@ -30,7 +32,8 @@ def annotate_split(nlp: Any, plan: Plan, split: Split, out: OutputDir, batching:
             pending = 0
     if on_words is not None and pending:
         on_words(pending)
-    return out.commit_split(split.index, docs, rejects, len(rows), (doc_to_json(d) for d in docs) if jsonl else None)
+    return out.commit_split(split.index, docs, rejects, len(rows), (doc_to_json(d) for d in docs) if jsonl else None,
+                            started=start)
 
 
 def _item(row: InputRow) -> str | Doc:
