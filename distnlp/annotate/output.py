@@ -111,6 +111,8 @@ class OutputDir:
                 for f in entry.iterdir():
                     if re.fullmatch(r"(job\.json|split-\d{5,}\.json|\..+\.tmp-[0-9a-f]{8})", f.name):
                         f.unlink()
+                if any(entry.iterdir()):
+                    raise AnnotateOutputError(f"{entry}: holds files an annotate job did not write; move them, or choose another OUTPUT")
                 entry.rmdir()
             elif _OWNED.fullmatch(entry.name) and entry.is_file():
                 entry.unlink()
