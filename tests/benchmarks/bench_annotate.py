@@ -1,7 +1,7 @@
 """CPU speed of `distnlp annotate` (issue 13): Ray CPU actors vs `Pipeline.pipe` in one process vs
 spaCy 3.8's `nlp.pipe`, same texts, same widths, same run. Run on purpose, not in CI:
 
-    OMP_NUM_THREADS=1 python tests/benchmarks/bench_annotate.py --words 100000 --out runs/bench_annotate.json
+    OMP_NUM_THREADS=1 python tests/benchmarks/bench_annotate.py --words 60000 --rounds 3 --out runs/bench_annotate.json
 
 Pipeline on both sides: a CNN tok2vec (MultiHashEmbed NORM/PREFIX/SUFFIX/SHAPE rows
 5000/1000/2500/2500, MaxoutWindowEncoder width 96 depth 4 window 1 maxout 3) + tagger +
@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -173,6 +174,7 @@ def main() -> None:
     ap.add_argument("--words", type=int, default=100_000)
     ap.add_argument("--spacy-batch-size", type=int, default=256)
     ap.add_argument("--rows-per-shard", type=int, default=500, help="annotate: sentences per split (the actors' unit of work)")
+    ap.add_argument("--rounds", type=int, default=1, help="run every side this many times, interleaved; medians reported")
     ap.add_argument("--skip-spacy", action="store_true")
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--out", default=None)
@@ -193,15 +195,24 @@ def main() -> None:
     report: dict[str, Any] = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "words_target": args.words,
                               "machine": f"{platform.machine()} {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
                               "command": " ".join(sys.argv)}
-    report["distnlp_pipe"] = run_side(["--side", "distnlp_pipe"], work)
+    sides: dict[str, list[str]] = {"distnlp_pipe": ["--side", "distnlp_pipe"]}
     if not args.skip_spacy:
-        report["spacy_pipe"] = run_side(["--side", "spacy_pipe", "--spacy-batch-size", str(args.spacy_batch_size)], work)
+        sides["spacy_pipe"] = ["--side", "spacy_pipe", "--spacy-batch-size", str(args.spacy_batch_size)]
     shard = ["--rows-per-shard", str(args.rows_per_shard)]
-    report["annotate_single"] = run_side(["--side", "annotate", *shard], work)
+    sides["annotate_single"] = ["--side", "annotate", *shard]
     if not args.skip_ray:
         for actors in (1, 2):
-            report[f"annotate_ray_{actors}"] = run_side(["--side", "annotate", "--actors", str(actors), *shard], work)
-        report["ray_overhead_at_1_actor"] = report["annotate_single"]["wps"] / report["annotate_ray_1"]["wps"]
+            sides[f"annotate_ray_{actors}"] = ["--side", "annotate", "--actors", str(actors), *shard]
+    # rounds A B C A B C ...: the machine's load drifts, so every side sees each phase of it
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    for _ in range(args.rounds):
+        for name, side in sides.items():
+            runs[name].append(run_side(side, work))
+    for name, results in runs.items():
+        report[name] = {"runs": results, **{f"median_{k}": statistics.median(r[k] for r in results)
+                                            for k in results[0] if k.endswith(("wps", "wps_per_busy_process"))}}
+    if not args.skip_ray:
+        report["ray_overhead_at_1_actor"] = report["annotate_single"]["median_wps"] / report["annotate_ray_1"]["median_wps"]
     report["load_average_at_end"] = os.getloadavg()[0]
     text = json.dumps(report, indent=2)
     print(text)
