@@ -126,7 +126,8 @@ def side_annotate(work: Path, actors: int, rows_per_shard: int) -> dict[str, Any
 
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=max(2, actors), include_dashboard=False, log_to_driver=False)
+        # address="local": a private Ray, never one that Ray's temp dir names (another user's cluster)
+        ray.init(address="local", num_cpus=max(2, actors), include_dashboard=False, log_to_driver=False)
         overrides += ["distributed=ray", f"distributed.num_workers={actors}", "distributed.use_gpu=false"]
     # warm-up on one process: first-use imports (pandas via pyarrow, ~1 s here) are not annotation
     warm = work / f"warm-{actors}"
