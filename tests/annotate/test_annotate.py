@@ -130,3 +130,24 @@ def test_a_directory_of_text_files_reads_them_in_name_order(tiny_model: Path, in
     assert [s["path"] for s in meta["sources"]] == [str(folder / "a.txt"), str(folder / "b.jsonl")]
     assert [s["kind"] for s in meta["sources"]] == ["text", "jsonl"]
     assert (meta["annotate"]["rows_in"], meta["annotate"]["rejected"]) == (12 + 6, 2 + 3)
+
+
+def test_transformer_pipeline_annotates_a_long_doc_whole(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """A doc far longer than the transformer's 64-wordpiece window is windowed, not truncated:
+    every word gets a tag, and the same tags as the pipeline gives it alone."""
+    from distnlp.cli.compose import DEMO_DATA, compose_config
+    from distnlp.training.labels import pipeline_labels
+
+    config = compose_config(["encoder=tiny_transformer", "nlp.pipeline=[tagger,ner]"])
+    model = tmp_path / "trf"
+    Pipeline(config, pipeline_labels(config, str(DEMO_DATA / "train"))).to_disk(model)
+    long_text = " ".join(line.decode() for line in inputs["text"].read_bytes().splitlines() if line and b"\xe9" not in line)
+    texts = tmp_path / "long.txt"
+    texts.write_text(long_text + "\nA short one.\n")
+    annotate(str(model), [str(texts)], str(tmp_path / "out"), parse_overrides(["batch.max_words=50"]))
+    got = list(read_docs(tmp_path / "out"))
+    assert len(got[0]) > 150 and all(t is not None for t in got[0].tags)
+    nlp = Pipeline.from_disk(model)
+    alone = nlp(long_text)
+    assert (got[0].words, got[0].tags, got[0].ent_spans) == (alone.words, alone.tags, alone.ent_spans)
+    assert nlp.encoder.truncation["words_uncovered"] == 0 and nlp.encoder.truncation["words_truncated"] == 0, nlp.encoder.truncation
