@@ -25,9 +25,10 @@ def annotate(model: str, inputs: list[str], output: str, settings: AnnotateSetti
              jsonl: bool = False, device: str = "auto", trust_code: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Annotate every row of `inputs` with the pipeline saved at `model` into the corpus `output`;
     returns its meta.json."""
+    fingerprint = model_fingerprint(model)  # a wrong MODEL fails before a long input scan
     plan = plan_inputs(inputs, settings.rows_per_shard, input_format)
     job = {
-        "model": os.path.abspath(model), "model_sha256": model_fingerprint(model),
+        "model": os.path.abspath(model), "model_sha256": fingerprint,
         "inputs": [{"path": s.path, "kind": s.kind, "rows": s.rows} for s in plan.sources],
         "rows_per_shard": settings.rows_per_shard, "jsonl": jsonl, "distnlp_version": __version__,
     }

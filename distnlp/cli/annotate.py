@@ -16,10 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rows_per_shard=N, batch.max_words=N, batch.max_docs=N, batch.window=N.",
     )
     p.add_argument("model", help="a saved pipeline directory (model-best/ or model-last/)")
-    p.add_argument("paths", nargs="+", metavar="INPUT... OUTPUT [key=value ...]", help="inputs, then the output directory, then overrides")
+    p.add_argument("paths", nargs="+", metavar="ARG", help="INPUT... OUTPUT, then key=value overrides")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="jsonl: also write shard-NNNNN.jsonl beside each shard")
     p.add_argument("--input-format", choices=("auto", "text", "jsonl", "corpus"), default="auto",
-                   help="auto: a directory is a corpus, *.jsonl/*.ndjson/*.json is JSONL, any other file is plain text")
+                   help="auto: a directory with meta.json is a corpus, another directory stands for its files; "
+                   "*.jsonl/*.ndjson/*.json is JSONL, any other file is plain text")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (single process; Ray actors use a GPU each when there are GPUs)")
     p.add_argument("--trust-code", action="store_true", help="allow a model saved with user code (code.py) to run it on load")
     p.add_argument("--overwrite", action="store_true", help="replace another annotate job's output in OUTPUT")
