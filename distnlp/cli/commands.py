@@ -25,6 +25,7 @@ def add_config_parser(sub: argparse._SubParsersAction) -> None:
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a pipeline (Hydra overrides follow)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. training.max_steps=100 corpus.train=DIR")
+    p.add_argument("-m", "--multirun", action="store_true", help="sweep: a run per combination of key=a,b values, in DIR/0, DIR/1, ... (cli/sweep.py)")
     p.set_defaults(run=run_train)
 
 
@@ -79,6 +80,10 @@ def run_config_validate(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.multirun:
+        from .sweep import run_sweep
+
+        return run_sweep(args.overrides)
     config = load_config(args.overrides)
     return 0 if run_entry(config, "train") else 1
 
