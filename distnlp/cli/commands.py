@@ -172,6 +172,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     words = sum(len(d) for d in docs)
     scores["speed"] = words / max(elapsed, 1e-9)
     print(format_scores_table(scores))
+    from ..scoring.unscored import unscored_note
+
+    note = unscored_note(scores, docs, preds, args.corpus)
+    if note:
+        print(note, file=sys.stderr)
     print("UPOS ... BLEX: CoNLL 2018 metrics (gold tokenization); a metric whose columns the model does not predict is left out", file=sys.stderr)
     if args.conllu:
         from ..data.convert.conllu_out import write_conllu_predictions
