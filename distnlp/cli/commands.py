@@ -163,7 +163,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     nlp = Pipeline.from_disk(model, device=pick_device(args.device), trust_code=args.trust_code)
     docs = _evaluation_docs(args.corpus, conllu_source)
     start = time.perf_counter()
-    preds = list(nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=args.batch_size))
+    from ..progress import with_progress
+
+    preds = list(with_progress(nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=args.batch_size), desc="evaluate", unit="doc", total=len(docs)))
     elapsed = time.perf_counter() - start
     scorer = nlp.scorer()
     scorer.update(docs, preds)
