@@ -115,6 +115,7 @@ def _render(panels: list[Panel], title: str) -> bytes:
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)  # a constant learn rate reads 0.001, not 0.00004 + 9.6e-4
         drawn = 0
         for label, (steps, values) in lines:
             if steps:
@@ -124,7 +125,7 @@ def _render(panels: list[Panel], title: str) -> bytes:
         if not drawn:
             ax.text(0.5, 0.5, "not logged yet", ha="center", va="center", transform=ax.transAxes, color="gray")
         elif len(lines) > 1:
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="best", ncols=2 if len(lines) > 5 else 1)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
