@@ -45,7 +45,8 @@ def sweep_jobs(overrides: list[str]) -> tuple[str, list[SweepJob]]:
         parsed = OverridesParser.create().parse_overrides(overrides)
         combinations = BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
     except HydraException as exc:
-        raise ConfigError("", str(exc).strip().splitlines()[0], "check the overrides: key=a,b sweeps a key; see Hydra's override grammar") from None
+        bad = next((o for o in overrides if not _parses(o)), "")
+        raise ConfigError(bad, str(exc).strip().splitlines()[0], "check the override: key=a,b sweeps a key; see Hydra's override grammar") from None
     swept_keys = [o.get_key_element() for o in parsed if o.is_sweep_override()]
     if any(k.lstrip("+~") == OUTPUT_KEY for k in swept_keys):
         raise ConfigError(OUTPUT_KEY, "cannot be swept", f"give one {OUTPUT_KEY}=DIR; each job trains in DIR/0, DIR/1, ...")
@@ -67,6 +68,17 @@ def sweep_jobs(overrides: list[str]) -> tuple[str, list[SweepJob]]:
         swept = {k: v for k, v in (o.split("=", 1) for o in combination) if k in swept_keys}
         jobs.append(SweepJob(number, own, swept, job_dir, config))
     return sweep_dir, jobs
+
+
+def _parses(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        OverridesParser.create().parse_overrides([override])
+    except HydraException:
+        return False
+    return True
 
 
 def _refuse_an_earlier_run(config: dict[str, Any], job_dir: str) -> None:
