@@ -50,3 +50,17 @@ def test_sweep_checks_every_job_before_training_any(tmp_path: Path, capsys: pyte
     assert main(["train", "-m", "training.optimizer.learn_rate=0.001,0.002", *FAST, f"training.output_dir={out}"]) == 1
     assert "sweep/1 already holds an earlier run" in capsys.readouterr().err
     assert not (out / "0").exists()  # refused before the first job trained
+
+
+def test_ray_jobs_are_separate_ray_runs(tmp_path: Path) -> None:
+    """Under distributed=ray each job gets its own Ray run name, so jobs sharing a
+    distributed.storage_path do not find each other's run (composed only; no Ray starts)."""
+    from distnlp.cli.sweep import sweep_jobs
+
+    out = tmp_path / "sweep"
+    sweep_dir, jobs = sweep_jobs(["distributed=ray", f"distributed.storage_path={tmp_path / 'ray'}", "training.optimizer.learn_rate=0.001,0.002",
+                                  "components.ner.grad_factor=0.5,1.0", f"training.output_dir={out}"])
+    assert sweep_dir == str(out) and [j.output_dir for j in jobs] == [str(out / str(n)) for n in range(4)]
+    assert [j.swept for j in jobs][:2] == [{"training.optimizer.learn_rate": "0.001", "components.ner.grad_factor": "0.5"},
+                                           {"training.optimizer.learn_rate": "0.001", "components.ner.grad_factor": "1.0"}]
+    assert len({j.config["distributed"]["run_name"] for j in jobs}) == 4
