@@ -3,6 +3,7 @@ best scores as one table, all read from each run's metrics.jsonl."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ..errors import DistnlpError
@@ -12,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="compare training runs: curves on shared axes and a table of final and best scores",
                        description="Read each run's metrics.jsonl, print one table (final and best score, the step of the best, "
                        "the scores at the best evaluation) and draw the runs' curves on shared axes.")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training output directories (each holds metrics.jsonl)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training output directories (each holds metrics.jsonl), or a sweep's DIR for all its runs")
     p.add_argument("--output", "-o", default="report.png", help="the PNG to draw (default: report.png)")
     p.set_defaults(run=run_report)
 
@@ -22,8 +23,9 @@ def run_report(args: argparse.Namespace) -> int:
     from ..training.metrics_log import read_metrics
     from ..training.run_summary import RunSummary, format_runs_table
 
-    labels = run_labels(args.runs)
-    metrics = {label: read_metrics(path) for label, path in zip(labels, args.runs)}
+    paths = [run for given in args.runs for run in expand_sweep(given)]
+    labels = run_labels(paths)
+    metrics = {label: read_metrics(path) for label, path in zip(labels, paths)}
     print(format_runs_table([RunSummary.of(label, m) for label, m in metrics.items()]))
     unevaluated = [label for label, m in metrics.items() if not m.evals]
     if unevaluated:
@@ -36,9 +38,30 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def expand_sweep(path: str) -> list[str]:
+    """A sweep directory (DIR/sweep.json, `distnlp train -m`) stands for its runs, in job order."""
+    from ..training.metrics_log import metrics_path
+
+    sweep = Path(path) / "sweep.json"
+    if metrics_path(path).is_file() or not sweep.is_file():
+        return [path]
+    try:
+        entries = json.loads(sweep.read_text())
+        return [str(Path(path) / Path(e["output_dir"]).name) for e in sorted(entries, key=lambda e: e["job"])]
+    except (ValueError, TypeError, KeyError):
+        raise DistnlpError(f"{sweep}: not a sweep summary written by `distnlp train -m` (pass the runs' directories instead)") from None
+
+
+def _name(path: Path) -> str:
+    if path.name.isdigit() and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name or str(path)
+
+
 def run_labels(paths: list[str]) -> list[str]:
-    """Each run by its directory name, or by the path as given where names repeat (sweep/0, other/0)."""
-    names = [Path(p).name or str(p) for p in paths]
+    """Each run by its directory name (a sweep's job with its sweep: sweep/0), or by the path as
+    given where names repeat."""
+    names = [_name(Path(p)) for p in paths]
     if len(set(names)) == len(names):
         return names
     labels = [str(p).rstrip("/") for p in paths]

@@ -49,6 +49,7 @@ def draw_curves(runs: Mapping[str, RunMetrics], target: str | Path) -> Path:
 def _run_panels(run: RunMetrics) -> list[Panel]:
     loss_records = run.steps or run.evals
     losses = [(name, _series(loss_records, lambda r, n=name: r.get("losses", {}).get(n))) for name in run.loss_names()]
+    losses = losses or [("loss", _series(loss_records, lambda r: r.get("loss")))]  # pretraining logs one loss
     scores = [(name, _series(run.evals, lambda r, n=name: _percent(r.get("scores", {}).get(n)))) for name in run.score_names()]
     scores.append(("score", _series(run.evals, lambda r: _percent(r.get("score")))))
     return [

@@ -37,3 +37,14 @@ def test_report_on_a_directory_without_metrics_is_one_line(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no metrics.jsonl here" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_sweep_directory_stands_for_its_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = tmp_path / "sweep"
+    for job, scores in ((0, [0.1, 0.2]), (1, [0.3])):
+        _run(sweep, str(job), scores)
+    entries = [{"job": j, "output_dir": f"elsewhere/sweep/{j}"} for j in (1, 0)]  # sorted by score, paths as given then
+    (sweep / "sweep.json").write_text(json.dumps(entries))
+    assert main(["report", str(sweep), "--output", str(tmp_path / "s.png")]) == 0
+    rows = [line.split()[:4] for line in capsys.readouterr().out.splitlines()[2:4]]
+    assert rows == [["sweep/0", "4", "20.00", "20.00"], ["sweep/1", "2", "30.00", "30.00"]]
