@@ -64,3 +64,16 @@ def test_ray_jobs_are_separate_ray_runs(tmp_path: Path) -> None:
     assert [j.swept for j in jobs][:2] == [{"training.optimizer.learn_rate": "0.001", "components.ner.grad_factor": "0.5"},
                                            {"training.optimizer.learn_rate": "0.001", "components.ner.grad_factor": "1.0"}]
     assert len({j.config["distributed"]["run_name"] for j in jobs}) == 4
+
+
+def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    from distnlp.cli.compose import DEMO_DATA
+
+    empty = tmp_path / "empty-dev"
+    empty.mkdir()
+    out = tmp_path / "sweep"
+    assert main(["train", "-m", f"corpus.dev={empty},{DEMO_DATA / 'dev'}", *FAST, f"training.output_dir={out}"]) == 1
+    entries = json.loads((out / "sweep.json").read_text())
+    assert [e["job"] for e in entries] == [1, 0]  # the failed run last
+    assert entries[0]["error"] is None and entries[0]["best_score"] is not None
+    assert entries[1]["best_score"] is None and str(empty) in entries[1]["error"]
