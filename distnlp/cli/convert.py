@@ -13,6 +13,7 @@ from typing import Any
 from ..data.convert import FORMATS, ConvertReport, ReadOptions, read_docs, resolve_format, write_corpus
 from ..data.convert.jsonl import ALIGNMENT_MODES
 from ..errors import DistnlpError
+from ..progress import with_progress
 from .args import MixedArgumentParser
 
 HELP = "convert CoNLL-U, IOB, JSONL, CSV or text files into a Parquet corpus"
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         fmt = resolve_format(inputs, args.format)
         report = ConvertReport()
         options = ReadOptions(n_sents=args.n_sents, skip_invalid=args.skip_invalid, alignment_mode=args.alignment_mode, ner=args.ner)
-        docs = read_docs(inputs, fmt, options, report)
+        docs = with_progress(read_docs(inputs, fmt, options, report), desc="convert", unit="doc")
         sources = [Path(p) for p in inputs] + ([args.ner] if args.ner is not None else [])
         meta = write_corpus(
             docs, output, shard_size=args.shard_size, row_group_size=args.row_group_size,

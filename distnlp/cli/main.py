@@ -1,5 +1,7 @@
 """`distnlp` command line. Subcommands take Hydra overrides where they build a config.
 
+    distnlp --version
+
     distnlp convert INPUT... OUTPUT_DIR [--format ...]
     distnlp init vectors INPUT OUTPUT_DIR [--prune N] [--truncate N]
     distnlp config show [overrides]      # the fully resolved config
@@ -7,6 +9,7 @@
     distnlp train [overrides]
     distnlp pretrain [overrides]
     distnlp evaluate MODEL_DIR CORPUS_DIR [--output scores.json]
+    distnlp report RUN_DIR [RUN_DIR ...] [--output report.png]
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 
+from .. import __version__  # noqa: E402
 from ..errors import DistnlpError  # noqa: E402
 from .args import MixedArgumentParser  # noqa: E402
 
@@ -29,6 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
     # options may come anywhere, e.g. `distnlp convert in.conllu --ner x.iob2 out/` (args.py)
     parser = MixedArgumentParser(prog="distnlp", description="spaCy-style NLP pipelines trained on many GPUs with Ray")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     from . import commands, convert
@@ -43,6 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_train_parser(sub)
     commands.add_evaluate_parser(sub)
     commands.add_pretrain_parser(sub)
+    from . import report
+
+    report.add_parser(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..pipeline.pipeline import Batch, Pipeline
 from ..scoring import combine_score
 from .batches import ResumableBatches
+from .curves import redraw_run_curves
 from .engine import LoopState, SavePoint
 from .env import WorkerEnv
 from .labels import pipeline_labels
@@ -152,6 +153,8 @@ class PipelineObjective(PipelineLosses):
                 "words_per_second": self._words / max(elapsed, 1e-9)}
         assert self.logger is not None
         self.logger.log_eval(info)
+        if self.env.is_rank_zero:  # beside metrics.jsonl, redrawn from it (training/curves.py)
+            redraw_run_curves(self.output_dir)
         self._last = {"step": state.step, "score": score, "scores": scores, "best": best}
         self._losses = {name: 0.0 for name in self.loss_names}
         self._words, self._t0 = 0, time.perf_counter()
