@@ -39,6 +39,17 @@ def test_training_writes_curves_at_each_evaluation(tmp_path: Path, monkeypatch: 
     assert width > 400 and height > 200 and png.stat().st_size > 10_000  # a figure with drawn panels, not an empty canvas
 
 
+def test_curves_off_draws_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    config = compose_config([f"training.output_dir={out}", "encoder.width=32", "distributed.num_threads=1", "training.max_eval_docs=3",
+                             "training.max_steps=2", "training.eval_frequency=2", "training.curves=false", f"corpus.dev={DEMO_DATA / 'dev'}"])
+    import distnlp.training.curves as curves
+
+    monkeypatch.setattr(curves, "draw_curves", lambda runs, target: pytest.fail("training.curves=false still drew"))
+    run_worker(config)
+    assert (out / "metrics.jsonl").exists() and not (out / CURVES_FILE).exists()
+
+
 def test_curves_are_drawn_from_metrics_alone(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
