@@ -7,6 +7,7 @@
     distnlp train [overrides]
     distnlp pretrain [overrides]
     distnlp evaluate MODEL_DIR CORPUS_DIR [--output scores.json]
+    distnlp export CORPUS_DIR OUT.spacy     # spaCy DocBin (spacy extra)
 """
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_train_parser(sub)
     commands.add_evaluate_parser(sub)
     commands.add_pretrain_parser(sub)
+    from . import export
+
+    export.add_parser(sub)
     return parser
 
 
