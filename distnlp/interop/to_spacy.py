@@ -83,6 +83,9 @@ def _set_parse(sdoc: Any, doc: Doc) -> None:
     from spacy.attrs import DEP, HEAD
 
     heads, deps = doc.heads or [], doc.deps or []
-    rows = [[h - i if h is not None and d else 0, sdoc.vocab.strings.add(d) if h is not None and d else 0]
-            for i, (h, d) in enumerate(zip(heads, deps))]
-    sdoc.from_array([HEAD, DEP], np.asarray(rows, dtype=np.int64).view(np.uint64))  # relative heads, wrapped as spaCy stores them
+    known = [h is not None and bool(d) for h, d in zip(heads, deps)]
+    array = np.zeros((len(sdoc), 2), dtype=np.uint64)
+    # relative heads, wrapped into uint64 as spaCy stores them; labels as string hashes
+    array[:, 0] = np.asarray([h - i if k else 0 for i, (h, k) in enumerate(zip(heads, known))], dtype=np.int64).view(np.uint64)
+    array[:, 1] = np.asarray([sdoc.vocab.strings.add(d) if k else 0 for d, k in zip(deps, known)], dtype=np.uint64)
+    sdoc.from_array([HEAD, DEP], array)

@@ -1,0 +1,94 @@
+"""A distnlp model inside a spaCy pipeline: it annotates spaCy Docs, `nlp.evaluate` (what `spacy
+evaluate` runs) gives distnlp's own evaluate scores, and `spacy.load` of the saved pipeline works."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+spacy = pytest.importorskip("spacy")
+from spacy.tokens import Doc as SpacyDoc  # noqa: E402
+from spacy.training import Example  # noqa: E402
+
+import distnlp.interop.spacy_component  # noqa: E402,F401  (registers the factory, as the entry point does)
+from distnlp.cli.compose import DEMO_DATA, compose_config  # noqa: E402
+from distnlp.config import validate_config  # noqa: E402
+from distnlp.data.stream import read_docs  # noqa: E402
+from distnlp.pipeline.pipeline import Pipeline  # noqa: E402
+from distnlp.training.loop import run_worker  # noqa: E402
+from distnlp.interop.to_spacy import to_spacy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("spacy_component") / "train"
+    config = compose_config([
+        f"training.output_dir={out}", f"corpus.train={DEMO_DATA / 'dev'}", f"corpus.dev={DEMO_DATA / 'dev'}",
+        "nlp.pipeline=[tagger,morphologizer,parser,lemmatizer,ner]", "encoder.width=32", "training.max_steps=12",
+        "training.eval_frequency=12", "training.dropout=0.0", "components.parser.model.arc_width=32",
+        "components.parser.model.label_width=16", "training.checkpoints_to_keep=0",
+    ])
+    validate_config(config)
+    return Path(run_worker(config)["output_dir"]) / "model-last"
+
+
+def _gold(n: int = 12) -> list:
+    return list(read_docs(DEMO_DATA / "dev"))[:n]
+
+
+def test_scores_in_spacy_equal_distnlp_evaluate(model_dir: Path) -> None:
+    golds = _gold()
+    ours = Pipeline.from_disk(model_dir).evaluate(golds)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("distnlp", config={"model": str(model_dir)})
+    references = to_spacy(golds, nlp)
+    # the parser has no senter: it parses within the gold sentences, as distnlp's evaluate does
+    examples = [Example(SpacyDoc(nlp.vocab, words=g.words, spaces=g.spaces, sent_starts=g.sent_starts), ref)
+                for g, ref in zip(golds, references)]
+    theirs = nlp.evaluate(examples)
+    keys = ["tag_acc", "pos_acc", "morph_acc", "lemma_acc", "dep_uas", "dep_las", "ents_p", "ents_r", "ents_f"]
+    assert ours["dep_uas"] > 0.0 and ours["tag_acc"] > 0.0  # trained at all: the comparison means something
+    for key in keys:
+        assert theirs[key] == pytest.approx(ours[key], abs=1e-9), (key, ours[key], theirs[key])
+    assert theirs["ents_per_type"].keys() == ours["ents_per_type"].keys()
+
+
+def test_component_annotates_and_survives_spacy_load(model_dir: Path, tmp_path: Path) -> None:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("distnlp", config={"model": str(model_dir)})
+    text = "The quick brown fox jumped over the lazy dog in New York ."
+    doc = nlp(text)
+    ours = Pipeline.from_disk(model_dir)(nlp.make_doc(text).text)
+    assert [t.tag_ for t in doc] and all(t.tag_ for t in doc)
+    assert all(t.dep_ for t in doc) and sum(t.head.i == t.i for t in doc) >= 1
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    again = loaded(text)
+    for attr in ("tag_", "pos_", "lemma_", "dep_", "ent_iob_", "ent_type_"):
+        assert [getattr(t, attr) for t in again] == [getattr(t, attr) for t in doc], attr
+    assert [t.head.i for t in again] == [t.head.i for t in doc]
+    if [t.text for t in doc] == ours.words:  # same tokens: the same predictions as distnlp itself
+        assert [t.tag_ for t in doc] == ours.tags
+
+
+def test_factory_entry_point_is_declared() -> None:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    target = meta["project"]["entry-points"]["spacy_factories"]["distnlp"]
+    module, _, attr = target.partition(":")
+    assert getattr(__import__(module, fromlist=[attr]), attr) is distnlp.interop.spacy_component.make_distnlp_component
+    assert any(dep.startswith("spacy") for dep in meta["project"]["optional-dependencies"]["spacy"])
+
+
+def test_missing_model_is_a_one_line_error() -> None:
+    from distnlp.errors import DistnlpError
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("distnlp", config={"model": "no/such/model-best"})
+    with pytest.raises(DistnlpError, match="no/such/model-best: model directory not found"):
+        nlp("text")
