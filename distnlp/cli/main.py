@@ -2,6 +2,7 @@
 
     distnlp convert INPUT... OUTPUT_DIR [--format ...]
     distnlp init vectors INPUT OUTPUT_DIR [--prune N] [--truncate N]
+    distnlp init config --from-spacy config.cfg DIR/experiment/NAME.yaml
     distnlp config show [overrides]      # the fully resolved config
     distnlp config validate [overrides]
     distnlp train [overrides]
@@ -40,6 +41,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from . import init_vectors
 
     init_vectors.add_parser(init_sub)
+    from . import init_config
+
+    init_config.add_parser(init_sub)
     commands.add_config_parser(sub)
     commands.add_train_parser(sub)
     commands.add_evaluate_parser(sub)
