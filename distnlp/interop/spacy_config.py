@@ -235,10 +235,15 @@ def _tok2vec(t: _Tracker, path: str) -> tuple[int, dict[str, Any]]:
     if embed_arch not in ("spacy.MultiHashEmbed.v1", "spacy.MultiHashEmbed.v2"):
         t.note(embed_path, f"{embed_arch!r} has no distnlp equivalent: spaCy's default MultiHashEmbed is used instead")
         embed_arch = None
-    encode_arch = t.take(f"{encode_path}.@architectures", "spacy.MaxoutWindowEncoder.v2")
-    if encode_arch not in ("spacy.MaxoutWindowEncoder.v1", "spacy.MaxoutWindowEncoder.v2"):
+    encode_arch = t.get(f"{encode_path}.@architectures", "spacy.MaxoutWindowEncoder.v2")
+    if encode_arch in ("spacy.MishWindowEncoder.v1", "spacy.MishWindowEncoder.v2"):
+        # same width, depth and window; only the activation differs
+        t.note(f"{encode_path}.@architectures", f"{encode_arch!r}: distnlp has MaxoutWindowEncoder (maxout instead of mish, same width/depth/window)")
+    elif encode_arch not in ("spacy.MaxoutWindowEncoder.v1", "spacy.MaxoutWindowEncoder.v2"):
         t.note(encode_path, f"{encode_arch!r} has no distnlp equivalent: spaCy's default MaxoutWindowEncoder is used instead")
         encode_arch = None
+    else:
+        t.take(f"{encode_path}.@architectures")
 
     def value(block: str, key: str, default: Any, usable: Any) -> Any:
         return t.take(f"{block}.{key}", default) if usable else default
