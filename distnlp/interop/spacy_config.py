@@ -92,6 +92,7 @@ class _Tracker:
         self.cfg = cfg
         self.used: set[str] = set()
         self.notes: dict[str, str] = {}
+        self.listed: list[tuple[str, str]] = []  # listed whatever the leaves (e.g. a name without a block)
 
     def get(self, path: str, default: Any = None) -> Any:
         node: Any = self.cfg
@@ -125,7 +126,7 @@ class _Tracker:
             self.note(path, f"{self.get(path)!r}: distnlp has only spaCy's default behaviour ({value!r})")
 
     def untranslated(self) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str]] = list(self.listed)
         for path, value in _leaves(self.cfg):
             if path in self.used or value in (None, [], {}, ""):
                 continue
@@ -164,7 +165,7 @@ def translate(cfg: dict[str, Any]) -> Translation:
     names = [n for n in pipeline if n in t.block("components")]
     for n in pipeline:
         if n not in names:
-            t.note(f"nlp.pipeline", f"{n!r} has no [components.{n}] block")
+            t.listed.append(("nlp.pipeline", f"{n!r} has no [components.{n}] block: left out of the pipeline"))
     embedders = [n for n in names if t.get(f"components.{n}.factory") in ("tok2vec", "transformer", "curated_transformer")]
     encoder: dict[str, Any] = {}
     if embedders:
@@ -300,6 +301,8 @@ def _transformer(t: _Tracker, base: str, factory: str) -> dict[str, Any]:
         if max_items is not None:
             model["max_batch_items"] = int(max_items)
     else:  # curated transformers: the model name is in its [initialize] encoder loader
+        t.neutral(f"{base}.all_layer_outputs", False)
+        t.neutral(f"{base}.frozen", False)
         loader = f"initialize.components.{base.split('.', 1)[1]}.encoder_loader"
         name = t.take(f"{loader}.name")
         if name is None:
@@ -307,7 +310,7 @@ def _transformer(t: _Tracker, base: str, factory: str) -> dict[str, Any]:
         else:
             encoder["name"] = str(name)
         t.take(f"{loader}.@model_loaders")
-        t.take(f"{loader}.revision")
+        t.neutral(f"{loader}.revision", "main")  # distnlp loads the default revision
         t.take(f"{model_path}.@architectures")
         spans = f"{model_path}.with_spans"
         getter = str(t.take(f"{spans}.@architectures", "spacy-curated-transformers.WithStridedSpans.v1"))
@@ -318,11 +321,9 @@ def _transformer(t: _Tracker, base: str, factory: str) -> dict[str, Any]:
             t.note(spans, f"{getter!r}: distnlp has strided, doc and sentence spans")
         t.note(f"{model_path}.piece_encoder", "distnlp uses the model's own Hugging Face tokenizer")
         t.note(f"initialize.components.{base.split('.', 1)[1]}.piecer_loader", "distnlp uses the model's own Hugging Face tokenizer")
-        for key in ("vocab_size", "hidden_width", "num_hidden_layers", "num_attention_heads", "intermediate_width",
-                    "max_position_embeddings", "type_vocab_size", "padding_idx", "layer_norm_eps", "hidden_act",
-                    "attention_probs_dropout_prob", "hidden_dropout_prob", "mixed_precision"):
-            if t.get(f"{model_path}.{key}") is not None and key != "mixed_precision":
-                t.take(f"{model_path}.{key}")  # the loaded model's own config gives these
+        for key, _ in _leaves(t.block(model_path)):
+            if not key.split(".")[0] in ("with_spans", "piece_encoder", "mixed_precision"):
+                t.take(f"{model_path}.{key}")  # sizes and dropouts: the loaded model's own config gives them
         model["mixed_precision"] = bool(t.take(f"{model_path}.mixed_precision", False))
     return encoder
 
@@ -434,6 +435,10 @@ def _training(t: _Tracker, components: dict[str, Any]) -> dict[str, Any]:
     for key in ("dropout", "accumulate_gradient", "patience", "max_epochs", "max_steps", "eval_frequency"):
         value = t.take(f"training.{key}", SPACY_TRAINING[key])
         out[key] = float(value) if key == "dropout" else int(value)
+    if out["max_epochs"] < 0:
+        t.used.discard("training.max_epochs")
+        t.note("training.max_epochs", "-1 (stream the corpus without epochs): distnlp counts epochs; no epoch limit is set")
+        out["max_epochs"] = 0
     if out["max_steps"] == 0 and out["max_epochs"] == 0:
         t.note("training.max_steps", "0 with max_epochs 0 (no limit): distnlp needs a limit, so spaCy's default 20000 is used")
         out["max_steps"] = SPACY_TRAINING["max_steps"]

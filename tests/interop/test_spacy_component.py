@@ -92,3 +92,33 @@ def test_missing_model_is_a_one_line_error() -> None:
     nlp.add_pipe("distnlp", config={"model": "no/such/model-best"})
     with pytest.raises(DistnlpError, match="no/such/model-best: model directory not found"):
         nlp("text")
+
+
+def test_component_score_equals_distnlp_scorer_on_imperfect_predictions(model_dir: Path) -> None:
+    """Predictions with known errors (every 3rd tag, every 4th head, every 2nd entity), so every
+    score is strictly between 0 and 1 and a scorer that counts differently shows."""
+    import copy
+
+    from distnlp.scoring import Scorer
+
+    golds = [g for g in _gold(20) if g.ent_spans][:8]
+    preds = []
+    for g in golds:
+        p = copy.deepcopy(g)
+        p.tags = [t if i % 3 else "XX" for i, t in enumerate(g.tags)]
+        p.pos = [t if i % 5 else "X" for i, t in enumerate(g.pos)]
+        p.lemmas = [t if i % 4 else t.upper() + "_" for i, t in enumerate(g.lemmas)]
+        p.morphs = [m if i % 6 else "Foo=Bar" for i, m in enumerate(g.morphs)]
+        p.heads = [h if i % 4 or h is None else (i + 1) % len(g) for i, h in enumerate(g.heads)]
+        p.deps = [d if i % 7 else "dep" for i, d in enumerate(g.deps)]
+        p.ent_spans = [e if k % 2 else (e[0], e[1], "WRONG") for k, e in enumerate(g.ent_spans)]
+        p.ents_missing = None
+        preds.append(p)
+    nlp = spacy.blank("en")
+    component = nlp.add_pipe("distnlp", config={"model": str(model_dir)})
+    examples = [Example(p, r) for p, r in zip(to_spacy(preds, nlp), to_spacy(golds, nlp))]
+    theirs = component.score(examples)
+    ours = Scorer(component.pipeline.scorer().config["attrs"]).update(golds, preds).scores()
+    for key in ("tag_acc", "pos_acc", "morph_acc", "lemma_acc", "dep_uas", "dep_las", "ents_p", "ents_r", "ents_f"):
+        assert 0.0 < ours[key] < 1.0, key
+        assert theirs[key] == pytest.approx(ours[key], abs=1e-9), (key, ours[key], theirs[key])

@@ -17,7 +17,7 @@ from distnlp.data.stream import read_docs  # noqa: E402
 from tests.pipeline.conftest import first_sentences  # noqa: E402
 
 CONFIGS = Path(__file__).parent / "spacy_configs"
-TRANSFORMER = ("transformer", "transformer_sent_spans", "init_ner_gpu", "init_tagger_parser_ner_gpu")
+TRANSFORMER = ("transformer", "transformer_sent_spans", "init_ner_gpu", "init_tagger_parser_ner_gpu", "curated_transformer")
 # small and fast on a shared CPU: the overlay's structure is what is under test, not its widths
 SMALL_TOK2VEC = ["encoder.width=16", "encoder.model.embed.width=16", "encoder.model.encode.width=16",
                  "encoder.model.encode.depth=1", "encoder.model.embed.rows=[64,64,64,64]"]
@@ -56,7 +56,8 @@ def test_spacy_config_translates_and_trains(name: str, tmp_path: Path, tiny_corp
                  "training.max_steps=2", "training.eval_frequency=2", "training.checkpoints_to_keep=0"]
     encoder = overlay.get("encoder")
     if name in TRANSFORMER:
-        assert encoder["factory"] == "transformer" and encoder["model"]["pooling"] == {"_use_": "distnlp.reduce_mean.v1"}
+        pooling = "distnlp.reduce_max.v1" if name == "curated_transformer" else "distnlp.reduce_mean.v1"
+        assert encoder["factory"] == "transformer" and encoder["model"]["pooling"] == {"_use_": pooling}
         overrides += SMALL_TRF
     elif encoder is not None:
         overrides += SMALL_TOK2VEC
@@ -72,6 +73,9 @@ def test_spacy_config_translates_and_trains(name: str, tmp_path: Path, tiny_corp
         assert set(listening.values()) == {"encoder"}
     if name == "transformer":
         assert encoder["model"]["get_spans"] == {"_use_": "distnlp.doc_spans.v1"} and encoder["model"]["max_batch_items"] == 4096
+    if name == "curated_transformer":
+        assert encoder["name"] == "roberta-base" and overlay["components"]["ner"]["grad_factor"] == 0.5
+        assert encoder["model"]["get_spans"] == {"_use_": "distnlp.strided_spans.v1", "window": 96, "stride": 64}
     if name == "init_tagger_parser_ner_gpu":
         assert overlay["training"]["accumulate_gradient"] == 3 and overlay["training"]["batcher"]["_use_"] == "distnlp.batch_by_padded.v1"
         assert "tolerance" not in overlay["training"]["batcher"]
