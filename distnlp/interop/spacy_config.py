@@ -154,7 +154,7 @@ def translate(cfg: dict[str, Any]) -> Translation:
     if seed is not None:
         overlay["seed"] = int(seed)
     t.take("training.seed")
-    t.neutral("system.gpu_allocator", t.get("system.gpu_allocator"))  # distnlp runs torch only: nothing to pick
+    t.take("system.gpu_allocator")  # distnlp runs torch only: there is no allocator to pick
     t.take("training.gpu_allocator")
     pipeline = list(t.take("nlp.pipeline", []))
     overlay["nlp"] = {"lang": str(t.take("nlp.lang", "en"))}
@@ -192,12 +192,8 @@ def translate(cfg: dict[str, Any]) -> Translation:
     if components:
         overlay["components"] = components
     overlay["training"] = _training(t, components)
-    initialize = _initialize(t)
-    if initialize:
-        overlay["initialize"] = initialize
-    corpus = _corpora(t)
-    if corpus:
-        overlay["corpus"] = corpus
+    _initialize(t)
+    _corpora(t)
     pretrain = _pretraining(t, embedders[0] if embedders else None, overlay)
     if pretrain:
         overlay["pretrain"] = pretrain
@@ -525,8 +521,8 @@ def _score_weights(t: _Tracker, components: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _initialize(t: _Tracker) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _initialize(t: _Tracker) -> None:
+    """spaCy's vectors packages and `spacy pretrain` weights are not distnlp's formats: say how."""
     vectors = t.get("initialize.vectors")
     if vectors:
         t.note("initialize.vectors", f"{vectors!r} is a spaCy vectors package: export its table and run `distnlp init vectors` on it, then set initialize.vectors=DIR")
@@ -537,10 +533,10 @@ def _initialize(t: _Tracker) -> dict[str, Any]:
         t.note("initialize.init_tok2vec", f"{init_tok2vec!r} holds thinc weights from `spacy pretrain`: run `distnlp pretrain` and set initialize.init_tok2vec=DIR/model-last.bin")
     else:
         t.take("initialize.init_tok2vec")
-    return out
 
 
-def _corpora(t: _Tracker) -> dict[str, Any]:
+def _corpora(t: _Tracker) -> None:
+    """spaCy's .spacy paths: distnlp trains on converted corpora (`distnlp convert`)."""
     for split in ("train", "dev"):
         path = t.get(f"corpora.{split}.path")
         t.take(f"corpora.{split}.@readers")
@@ -550,7 +546,6 @@ def _corpora(t: _Tracker) -> dict[str, Any]:
             t.note(f"corpora.{split}.path", f"{path!r}: run `distnlp convert {path} DIR` and set corpus.{split}=DIR")
     for key in ("train", "dev"):
         t.take(f"paths.{key}")
-    return {}
 
 
 def _pretraining(t: _Tracker, embedder: str | None, overlay: dict[str, Any]) -> dict[str, Any]:

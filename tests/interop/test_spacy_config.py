@@ -117,6 +117,15 @@ def test_pretraining_block_translates_and_pretrains(name: str, objective: str, t
 
 
 UNTRANSLATABLE = """
+[paths]
+train = "corpus/train.spacy"
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+
 [nlp]
 lang = "de"
 pipeline = ["tok2vec", "tagger", "morphologizer", "entity_ruler", "ner"]
@@ -211,9 +220,10 @@ def test_untranslatable_settings_are_listed_with_their_paths(tmp_path: Path, cap
     header = out.read_text()
     for path in ("components.tok2vec.model.encode", "components.tagger.neg_prefix", "components.entity_ruler",
                  "components.ner.incorrect_spans_key", "components.ner.model.hidden_width", "training.frozen_components",
-                 "training.optimizer.learn_rate", "training.score_weights.speed"):
+                 "training.optimizer.learn_rate", "training.score_weights.speed", "corpora.train.path"):
         assert f"not translated: {path}" in err, path
         assert f"#   {path}" in header, path
+    assert "distnlp convert corpus/train.spacy DIR" in err
     overlay = yaml.safe_load(header)
     assert overlay["nlp"] == {"lang": "de", "pipeline": ["tagger", "morphologizer", "ner"]}
     assert overlay["encoder"]["model"]["embed"]["attrs"] == ["ORTH", "SHAPE"] and overlay["encoder"]["width"] == 64
