@@ -122,3 +122,18 @@ def test_component_score_equals_distnlp_scorer_on_imperfect_predictions(model_di
     for key in ("tag_acc", "pos_acc", "morph_acc", "lemma_acc", "dep_uas", "dep_las", "ents_p", "ents_r", "ents_f"):
         assert 0.0 < ours[key] < 1.0, key
         assert theirs[key] == pytest.approx(ours[key], abs=1e-9), (key, ours[key], theirs[key])
+
+
+def test_installed_entry_point_finds_the_factory_without_importing_distnlp() -> None:
+    """What `spacy.load` of a packaged pipeline relies on; runs where this checkout is installed
+    (CI: pip install -e '.[test,spacy]'), skipped where another checkout's metadata is installed."""
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    if not any(ep.name == "distnlp" for ep in entry_points(group="spacy_factories")):
+        pytest.skip("this checkout's spacy_factories entry point is not installed (pip install -e '.[spacy]')")
+    code = "import spacy; nlp = spacy.blank('en'); nlp.add_pipe('distnlp'); print(nlp.pipe_names)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "distnlp" in done.stdout

@@ -241,3 +241,9 @@ def test_unreadable_spacy_config_is_a_one_line_error(tmp_path: Path, capsys: pyt
     assert err.startswith("error: ") and "broken.cfg" in err and "\n" not in err
     assert main(["init", "config", "--from-spacy", str(tmp_path / "missing.cfg"), str(tmp_path / "c" / "experiment" / "x.yaml")]) == 1
     assert "spaCy config file not found" in capsys.readouterr().err
+
+
+def test_missing_config_dir_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--config-dir", str(tmp_path / "nope"), "experiment=x"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --config-dir:") and "nope" in err and "\n" not in err
