@@ -45,7 +45,7 @@ SCORES = {
 SCORES["textcat_multilabel"] = SCORES["textcat"]
 DEFAULT_WEIGHTS = {"senter": {"sents_f": 1.0}, "textcat_multilabel": {"cats_score": 1.0}}
 # component settings whose spaCy default is the only behaviour distnlp has
-NEUTRAL = {"overwrite": False, "extend": False, "neg_prefix": "!", "moves": None, "learn_tokens": False,
+NEUTRAL = {"extend": False, "neg_prefix": "!", "moves": None, "learn_tokens": False,
            "incorrect_spans_key": None, "nO": None, "normalize": False}
 SPACY_SCORERS = ("spacy.tagger_scorer.v1", "spacy.morphologizer_scorer.v1", "spacy.senter_scorer.v1", "spacy.parser_scorer.v1",
                  "spacy.ner_scorer.v1", "spacy.textcat_scorer.v2", "spacy.textcat_multilabel_scorer.v2", "spacy.lemmatizer_scorer.v1")
@@ -365,8 +365,8 @@ def _component(t: _Tracker, name: str, factory: str, encoder: dict[str, Any]) ->
             t.note(f"{model_path}.exclusive_classes", f"follows the factory in distnlp ({factory})")
         else:
             t.take(f"{model_path}.exclusive_classes")
-        if factory == "textcat_multilabel":
-            t.neutral(f"{base}.threshold", 0.5)
+        # distnlp scores exclusive classes by the best label, multilabel ones at 0.5, as spaCy's defaults
+        t.neutral(f"{base}.threshold", 0.0 if exclusive else 0.5)
         t.note(f"{model_path}.linear_model", "distnlp's textcat has no bag-of-words part (a pooled tok2vec classifier)")
         t.note(f"{model_path}.ngram_size", "distnlp's textcat has no bag-of-words part")
     if factory == "parser":
@@ -374,6 +374,9 @@ def _component(t: _Tracker, name: str, factory: str, encoder: dict[str, Any]) ->
     for key, value in NEUTRAL.items():
         t.neutral(f"{base}.{key}", value)
         t.neutral(f"{model_path}.{key}", value)
+    # whether predictions replace annotations already on a doc: distnlp predicts into fresh docs
+    # (and its spaCy component always writes what it predicts)
+    t.take(f"{base}.overwrite")
     scorer = t.get(f"{base}.scorer.@scorers")
     if scorer is None or scorer in SPACY_SCORERS:
         t.take(f"{base}.scorer.@scorers")

@@ -3,6 +3,7 @@ translate into overlays that `distnlp train --config-dir DIR experiment=NAME` tr
 without an equivalent are listed with their config path."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ SMALL_TRF = ["encoder.name=distnlp:tiny-bert", "encoder.model.from_config=true"]
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    docs = [d for d in (first_sentences(d, 2) for d in read_docs(DEMO_DATA / "train")) if d.ent_spans and len(d) <= 60][:3]
+    docs = [d for d in (first_sentences(d, 2) for d in read_docs(DEMO_DATA / "train")) if d.ent_spans and len(d) <= 60][:4]
+    for i, doc in enumerate(docs):  # for textcat and textcat_multilabel
+        doc.cats = {"POS": float(i % 2), "NEG": float(1 - i % 2)}
     out = tmp_path_factory.mktemp("corpus") / "tiny"
     write_corpus(docs, out, fmt="conllu", sources=[])
     return out
@@ -69,6 +72,20 @@ def test_spacy_config_translates_and_trains(name: str, tmp_path: Path, tiny_corp
         if name == "static_vectors":
             assert comp["embed"]["embed"]["include_static_vectors"] is True and comp["embed"]["embed"]["width"] == 128
             overrides.append(f"initialize.vectors={_vectors(tmp_path)}")
+    elif name.startswith(("init_all", "init_textcat")):
+        # spaCy's CPU textcat is a bag of words, without an embedding: distnlp gives it its own
+        textcats = {n for n, c in overlay["components"].items() if c["factory"].startswith("textcat")}
+        assert textcats and all(listening[n] is None for n in textcats)
+        overrides += [f"components.{n}.embed.embed.rows=[64,64,64,64]" for n in textcats]
+        own = set(textcats)
+        if name == "init_all_components_cpu":
+            # spaCy's default senter has its own small HashEmbedCNN (width 12, depth 1)
+            senter = overlay["components"]["senter"]["embed"]
+            assert senter["encode"]["width"] == 12 and senter["encode"]["depth"] == 1 and senter["embed"]["rows"] == [2000, 1000, 1000, 1000]
+            own.add("senter")
+            assert overlay["nlp"]["pipeline"] == ["tagger", "morphologizer", "senter", "parser", "trainable_lemmatizer", "ner", "textcat"]
+            assert overlay["components"]["trainable_lemmatizer"]["factory"] == "lemmatizer"
+        assert all((listening[n] is None) == (n in own) for n in listening)
     else:
         assert set(listening.values()) == {"encoder"}
     if name == "transformer":
@@ -81,7 +98,8 @@ def test_spacy_config_translates_and_trains(name: str, tmp_path: Path, tiny_corp
         assert "tolerance" not in overlay["training"]["batcher"]
         assert overlay["training"]["optimizer"]["learn_rate"]["_use_"] == "distnlp.warmup_linear.v1"
     assert main(["train", "--config-dir", str(conf), f"experiment={name}", *overrides]) == 0
-    assert (tmp_path / "out" / "model-last" / "model.safetensors").exists()
+    trained = list(json.loads((tmp_path / "out" / "model-last" / "labels.json").read_text()))
+    assert trained == overlay["nlp"]["pipeline"]  # every translated component had labels and trained
 
 
 def _vectors(tmp_path: Path) -> Path:
