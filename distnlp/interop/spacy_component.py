@@ -77,33 +77,10 @@ class DistnlpComponent:
 
     # --- scoring: spaCy's scorers for what the model predicts ----------------------------------
     def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
-        examples = list(examples)
-        attrs = self.pipeline.scorer().config["attrs"]
-        scores: dict[str, Any] = {}
-        for attr in ("tag", "pos", "lemma"):
-            if attr in attrs:
-                scores.update(Scorer.score_token_attr(examples, attr, **kwargs))
-        if "morph" in attrs:
-            scores.update(Scorer.score_token_attr(examples, "morph", getter=_morph_getter, **kwargs))
-            scores.update(Scorer.score_token_attr_per_feat(examples, "morph", getter=_morph_getter, **kwargs))
-        if "sents" in attrs:
-            scores.update(Scorer.score_spans(examples, "sents", **kwargs))
-        if "dep" in attrs:
-            # as spaCy's parser scores: punctuation left out, sentence spans alongside
-            scores.update(Scorer.score_deps(examples, "dep", getter=_dep_getter, ignore_labels=("p", "punct"), **kwargs))
-            if "sents" not in attrs:
-                scores.update(Scorer.score_spans(examples, "sents", **kwargs))
-        if "ents" in attrs:
-            scores.update(get_ner_prf(examples))
-        if "cats" in attrs:
-            scores.update(self._score_cats(examples, **kwargs))
-        return scores
-
-    def _score_cats(self, examples: list[Example], **kwargs: Any) -> dict[str, Any]:
-        comp = next(c for c in self.pipeline.components.values() if c.factory in ("textcat", "textcat_multilabel"))
-        multi = comp.factory == "textcat_multilabel"
-        return Scorer.score_cats(examples, "cats", labels=comp.labels, multi_label=multi,
-                                 threshold=0.5 if multi else 0.0, **kwargs)
+        textcat = next((c for c in self.pipeline.components.values() if c.factory in ("textcat", "textcat_multilabel")), None)
+        return score_examples(list(examples), self.pipeline.scorer().config["attrs"],
+                              cats_labels=None if textcat is None else list(textcat.labels),
+                              cats_multilabel=textcat is not None and textcat.factory == "textcat_multilabel", **kwargs)
 
     # --- serialization: the model travels inside the spaCy pipeline directory ------------------
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
@@ -113,6 +90,30 @@ class DistnlpComponent:
         self.model_dir, self._pipeline = str(path), None
         _ = self.pipeline  # load now: a broken package fails at spacy.load, not at the first doc
         return self
+
+
+def score_examples(examples: list[Example], attrs: list[str], *, cats_labels: list[str] | None = None,
+                   cats_multilabel: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """spaCy's scores for the score groups `attrs` (distnlp's Scorer names), computed the way
+    spaCy's own tagger, morphologizer, lemmatizer, senter, parser, ner and textcat score."""
+    scores: dict[str, Any] = {}
+    for attr in ("tag", "pos", "lemma"):
+        if attr in attrs:
+            scores.update(Scorer.score_token_attr(examples, attr, **kwargs))
+    if "morph" in attrs:
+        scores.update(Scorer.score_token_attr(examples, "morph", getter=_morph_getter, **kwargs))
+        scores.update(Scorer.score_token_attr_per_feat(examples, "morph", getter=_morph_getter, **kwargs))
+    if "sents" in attrs or "dep" in attrs:  # spaCy's parser reports sentences too
+        scores.update(Scorer.score_spans(examples, "sents", **kwargs))
+    if "dep" in attrs:
+        # as spaCy's parser scores: punctuation left out
+        scores.update(Scorer.score_deps(examples, "dep", getter=_dep_getter, ignore_labels=("p", "punct"), **kwargs))
+    if "ents" in attrs:
+        scores.update(get_ner_prf(examples))
+    if "cats" in attrs:
+        scores.update(Scorer.score_cats(examples, "cats", labels=cats_labels or [], multi_label=cats_multilabel,
+                                        threshold=0.5 if cats_multilabel else 0.0, **kwargs))
+    return scores
 
 
 def _input_doc(sdoc: SpacyDoc) -> Doc:

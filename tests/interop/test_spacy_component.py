@@ -146,3 +146,32 @@ def test_entry_point_lets_spacy_load_the_pipeline_without_importing_distnlp(mode
     done = subprocess.run([sys.executable, "-c", code, str(model_dir), str(tmp_path / "pipeline")], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_cats_and_sentence_scores_equal_distnlp_scorer(multilabel: bool) -> None:
+    """The textcat and senter scores of the component (spaCy's scorers) against distnlp's Scorer
+    on predictions with known errors."""
+    import random
+
+    from distnlp.data.doc import Doc
+    from distnlp.interop.spacy_component import score_examples
+    from distnlp.scoring import Scorer
+
+    rng = random.Random(0)
+    labels = ["SPORT", "POLITICS", "TECH"]
+    golds, preds = [], []
+    for i in range(30):
+        words = [f"w{j}" for j in range(8)]
+        starts = [j in (0, 3, 6) for j in range(8)]
+        gold_cats = {lab: float(rng.random() < 0.4) for lab in labels} if multilabel else {lab: float(lab == labels[i % 3]) for lab in labels}
+        pred_cats = {lab: rng.random() for lab in labels}
+        golds.append(Doc(words=words, spaces=[True] * 8, sent_starts=starts, cats=gold_cats))
+        preds.append(Doc(words=words, spaces=[True] * 8, sent_starts=[j in (0, 3 + i % 2, 6) for j in range(8)], cats=pred_cats))
+    nlp = spacy.blank("en")
+    examples = [Example(p, g) for p, g in zip(to_spacy(preds, nlp), to_spacy(golds, nlp))]
+    theirs = score_examples(examples, ["sents", "cats"], cats_labels=labels, cats_multilabel=multilabel)
+    ours = Scorer(["sents", "cats"], cats_labels=labels, cats_exclusive=not multilabel).update(golds, preds).scores()
+    for key in ("sents_p", "sents_r", "sents_f", "cats_score", "cats_micro_f", "cats_macro_f", "cats_macro_auc"):
+        assert 0.0 < ours[key] < 1.0, key
+        assert theirs[key] == pytest.approx(ours[key], abs=1e-9), (key, ours[key], theirs[key])
