@@ -439,6 +439,7 @@ def _training(t: _Tracker, components: dict[str, Any]) -> dict[str, Any]:
         t.note("training.max_epochs", "-1 (stream the corpus without epochs): distnlp counts epochs; no epoch limit is set")
         out["max_epochs"] = 0
     if out["max_steps"] == 0 and out["max_epochs"] == 0:
+        t.used.discard("training.max_steps")
         t.note("training.max_steps", "0 with max_epochs 0 (no limit): distnlp needs a limit, so spaCy's default 20000 is used")
         out["max_steps"] = SPACY_TRAINING["max_steps"]
     for key in ("dev_corpus", "train_corpus"):

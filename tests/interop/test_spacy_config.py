@@ -208,7 +208,8 @@ hidden_width = 64
 
 [training]
 frozen_components = ["tagger"]
-max_steps = 300
+max_steps = 0
+max_epochs = -1
 patience = 0
 
 [training.optimizer]
@@ -238,7 +239,7 @@ def test_untranslatable_settings_are_listed_with_their_paths(tmp_path: Path, cap
     header = out.read_text()
     for path in ("components.tok2vec.model.encode", "components.tagger.neg_prefix", "components.entity_ruler",
                  "components.ner.incorrect_spans_key", "components.ner.model.hidden_width", "training.frozen_components",
-                 "training.optimizer.learn_rate", "training.score_weights.speed", "corpora.train.path"):
+                 "training.optimizer.learn_rate", "training.score_weights.speed", "corpora.train.path", "training.max_epochs", "training.max_steps"):
         assert f"not translated: {path}" in err, path
         assert f"#   {path}" in header, path
     assert "distnlp convert corpus/train.spacy DIR" in err
@@ -248,7 +249,7 @@ def test_untranslatable_settings_are_listed_with_their_paths(tmp_path: Path, cap
     tagger = overlay["components"]["tagger"]
     assert tagger["grad_factor"] == 0.5 and tagger["model"]["label_smoothing"] == 0.1
     assert overlay["training"]["optimizer"]["algorithm"] == "adam" and overlay["training"]["optimizer"]["weight_decay"] == 0.001
-    assert overlay["training"]["max_steps"] == 300 and overlay["training"]["score_weights"] == {"tag_acc": 0.5, "ents_f": 0.5}
+    assert overlay["training"]["max_steps"] == 20000 and overlay["training"]["max_epochs"] == 0 and overlay["training"]["score_weights"] == {"tag_acc": 0.5, "ents_f": 0.5}
 
 
 def test_unreadable_spacy_config_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
