@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import spacy  # noqa: F401  (imported here so no timing below includes importing it)
+
 from distnlp.data.convert import ConvertReport, read_conllu, write_corpus
 from distnlp.data.convert.docbin import read_docbin
 from distnlp.data.stream import read_docs
