@@ -31,7 +31,7 @@ def read_docbin(path: str | Path, *, spans_key: str | None = None, report: Conve
     if p.is_dir():
         raise CorpusError(str(path), "is a directory, not a file", "pass the .spacy files inside it")
     try:
-        docbin = DocBin(store_user_data=True).from_disk(p)
+        docbin = DocBin(store_user_data=False).from_disk(p)  # user_data: extensions distnlp does not read
     except Exception as exc:  # zlib / msgpack / KeyError from a file that is not a DocBin
         raise CorpusError(str(path), f"not a readable spaCy DocBin ({type(exc).__name__}: {str(exc)[:80]})",
                           "write it with spacy.tokens.DocBin(...).to_disk, or check the file is not truncated") from None
