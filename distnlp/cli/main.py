@@ -4,12 +4,14 @@
 
     distnlp convert INPUT... OUTPUT_DIR [--format ...]
     distnlp init vectors INPUT OUTPUT_DIR [--prune N] [--truncate N]
+    distnlp init config --from-spacy config.cfg DIR/experiment/NAME.yaml
     distnlp config show [overrides]      # the fully resolved config
     distnlp config validate [overrides]
     distnlp train [overrides]
     distnlp pretrain [overrides]
     distnlp evaluate MODEL_DIR CORPUS_DIR [--output scores.json]
     distnlp report RUN_DIR [RUN_DIR ...] [--output report.png]
+    distnlp export CORPUS_DIR OUT.spacy     # spaCy DocBin (spacy extra)
 """
 from __future__ import annotations
 
@@ -44,13 +46,17 @@ def _build_parser() -> argparse.ArgumentParser:
     from . import init_vectors
 
     init_vectors.add_parser(init_sub)
+    from . import init_config
+
+    init_config.add_parser(init_sub)
     commands.add_config_parser(sub)
     commands.add_train_parser(sub)
     commands.add_evaluate_parser(sub)
     commands.add_pretrain_parser(sub)
-    from . import report
+    from . import export, report
 
     report.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 
