@@ -21,4 +21,11 @@ def load(path: Any, *, trust_code: bool = False) -> "Pipeline":
     return Pipeline.from_disk(path, trust_code=trust_code)
 
 
-__all__ = ["load", "__version__"]
+def to_spacy(docs: Any, vocab_or_nlp: Any) -> list[Any]:
+    """spaCy `Doc`s with every annotation of `docs` (needs the `spacy` extra; see interop/to_spacy.py)."""
+    from .interop.to_spacy import to_spacy as _to_spacy
+
+    return _to_spacy(docs, vocab_or_nlp)
+
+
+__all__ = ["load", "to_spacy", "__version__"]

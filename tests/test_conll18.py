@@ -68,3 +68,12 @@ def test_gold_written_back_reproduces_the_file(tmp_path: Path) -> None:
     write_conllu_predictions(gold, _docs("conll18-pred.conllu"), tmp_path / "mixed.conllu")
     assert Conll18().update(_docs("conll18-gold.conllu"), list(read_conllu(tmp_path / "mixed.conllu"))).scores() == pytest.approx(EXPECTED)
     assert "2.1\tbark" in (tmp_path / "mixed.conllu").read_text()
+
+
+def test_columns_without_gold_are_absent_not_zero() -> None:
+    """A corpus without trees or lemmas gave UAS 0.00 and Lemmas 100.00; they are not computed."""
+    gold, pred = _docs("conll18-gold.conllu"), _docs("conll18-pred.conllu")
+    gold[0].heads = gold[0].deps = gold[0].lemmas = None
+    scores = Conll18().update(gold, pred).scores()
+    assert all(scores[m] is None for m in ("Lemmas", "UAS", "LAS", "CLAS", "MLAS", "BLEX"))
+    assert scores["UPOS"] == pytest.approx(8 / 9) and scores["UFeats"] == pytest.approx(8 / 9)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DistnlpError
+from .config_dirs import add_config_dir_argument, config_dir_overrides
 
 
 def add_config_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,12 +20,16 @@ def add_config_parser(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(run=run_config_show)
     val = csub.add_parser("validate", help="check the config before any work starts")
     val.add_argument("overrides", nargs="*")
+    add_config_dir_argument(show)
+    add_config_dir_argument(val)
     val.set_defaults(run=run_config_validate)
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a pipeline (Hydra overrides follow)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. training.max_steps=100 corpus.train=DIR")
+    p.add_argument("-m", "--multirun", action="store_true", help="sweep: a run per combination of key=a,b values, in DIR/0, DIR/1, ... (cli/sweep.py)")
+    add_config_dir_argument(p)
     p.set_defaults(run=run_train)
 
 
@@ -68,18 +73,23 @@ def load_config(overrides: list[str]) -> dict[str, Any]:
 def run_config_show(args: argparse.Namespace) -> int:
     from .compose import compose_config, to_yaml
 
-    print(to_yaml(compose_config(args.overrides)), end="")
+    print(to_yaml(compose_config(config_dir_overrides(args.config_dir) + args.overrides)), end="")
     return 0
 
 
 def run_config_validate(args: argparse.Namespace) -> int:
-    load_config(args.overrides)
+    load_config(config_dir_overrides(args.config_dir) + args.overrides)
     print("config is valid")
     return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
-    config = load_config(args.overrides)
+    overrides = config_dir_overrides(args.config_dir) + args.overrides
+    if args.multirun:
+        from .sweep import run_sweep
+
+        return run_sweep(overrides)
+    config = load_config(overrides)
     return 0 if run_entry(config, "train") else 1
 
 
@@ -158,7 +168,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     nlp = Pipeline.from_disk(model, device=pick_device(args.device), trust_code=args.trust_code)
     docs = _evaluation_docs(args.corpus, conllu_source)
     start = time.perf_counter()
-    preds = list(nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=args.batch_size))
+    from ..progress import with_progress
+
+    preds = list(with_progress(nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=args.batch_size), desc="evaluate", unit="doc", total=len(docs)))
     elapsed = time.perf_counter() - start
     scorer = nlp.scorer()
     scorer.update(docs, preds)
@@ -167,6 +179,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     words = sum(len(d) for d in docs)
     scores["speed"] = words / max(elapsed, 1e-9)
     print(format_scores_table(scores))
+    from ..scoring.unscored import unscored_note
+
+    note = unscored_note(scores, docs, preds, args.corpus)
+    if note:
+        print(note, file=sys.stderr)
     print("UPOS ... BLEX: CoNLL 2018 metrics (gold tokenization); a metric whose columns the model does not predict is left out", file=sys.stderr)
     if args.conllu:
         from ..data.convert.conllu_out import write_conllu_predictions

@@ -13,9 +13,10 @@ from typing import Any
 from ..data.convert import FORMATS, ConvertReport, ReadOptions, read_docs, resolve_format, write_corpus
 from ..data.convert.jsonl import ALIGNMENT_MODES
 from ..errors import DistnlpError
+from ..progress import with_progress
 from .args import MixedArgumentParser
 
-HELP = "convert CoNLL-U, IOB, JSONL, CSV or text files into a Parquet corpus"
+HELP = "convert CoNLL-U, IOB, JSONL, CSV, text or spaCy .spacy (DocBin) files into a Parquet corpus"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,6 +34,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=int, default=10_000, help="docs per shard (default 10000)")
     p.add_argument("--row-group-size", type=int, default=256, help="docs per Parquet row group (default 256)")
     p.add_argument("--alignment-mode", choices=ALIGNMENT_MODES, default="strict", help="JSONL entity offsets off token boundaries: error (strict) or snap")
+    p.add_argument("--spans-key", default=None, help=".spacy input: use doc.spans[KEY] as the entities (instead of doc.ents)")
     p.add_argument("--skip-invalid", action="store_true", help="skip (and count) invalid sentences; drop the NER labels of invalid or mismatched NER sentences (their entities become missing) instead of failing")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus distnlp convert wrote in OUTPUT_DIR (a folder holding anything else is refused)")
 
@@ -45,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         fmt = resolve_format(inputs, args.format)
         report = ConvertReport()
-        options = ReadOptions(n_sents=args.n_sents, skip_invalid=args.skip_invalid, alignment_mode=args.alignment_mode, ner=args.ner)
-        docs = read_docs(inputs, fmt, options, report)
+        options = ReadOptions(n_sents=args.n_sents, skip_invalid=args.skip_invalid, alignment_mode=args.alignment_mode, ner=args.ner,
+                              spans_key=args.spans_key)
+        docs = with_progress(read_docs(inputs, fmt, options, report), desc="convert", unit="doc")
         sources = [Path(p) for p in inputs] + ([args.ner] if args.ner is not None else [])
         meta = write_corpus(
             docs, output, shard_size=args.shard_size, row_group_size=args.row_group_size,

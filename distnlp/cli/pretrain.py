@@ -13,6 +13,7 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
+from .config_dirs import add_config_dir_argument, config_dir_overrides
 
 __all__ = ["add_parser", "run", "load_pretrain_config"]
 
@@ -20,6 +21,7 @@ __all__ = ["add_parser", "run", "load_pretrain_config"]
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("pretrain", help="pretrain the embedding layer on raw text (Hydra overrides follow)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. corpus.raw_text=text.jsonl pretrain.output_dir=DIR pretrain.max_epochs=5")
+    add_config_dir_argument(p)
     p.set_defaults(run=run)
     return p
 
@@ -44,7 +46,7 @@ def load_pretrain_config(overrides: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_pretrain_config(args.overrides)
+    config = load_pretrain_config(config_dir_overrides(args.config_dir) + args.overrides)
     from .commands import run_entry
 
     result = run_entry(config, "pretrain")

@@ -50,6 +50,7 @@ TRAINING = {
     "score_weights": (dict, type(None)),
     "max_eval_docs": int,
     "log_every": int,
+    "curves": bool,
     "checkpoints_to_keep": int,
     "resume": bool,
     "overwrite": bool,

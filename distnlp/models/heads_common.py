@@ -15,9 +15,15 @@ from torch import Tensor, nn
 
 from .layers import Maxout
 
-__all__ = ["IGNORE", "Head", "encode_token_labels", "zero_loss"]
+__all__ = ["IGNORE", "Head", "encode_token_labels", "full_precision", "zero_loss"]
 
 IGNORE = -100  # target id of a token without a label (torch's cross-entropy ignore_index)
+
+
+def full_precision(x: Tensor) -> Tensor:
+    """At least float32: losses and decoding never run in half precision (autocast), and a
+    float64 model (the equivalence tests' exact arithmetic) stays float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 class Head(nn.Module):

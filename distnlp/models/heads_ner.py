@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..registry import architectures
 from .biluo import Spans, allowed_transitions, biluo_labels, biluo_tags_from_spans, spans_from_biluo_tags, viterbi_decode
-from .heads_common import IGNORE, Head, zero_loss
+from .heads_common import IGNORE, Head, full_precision, zero_loss
 
 __all__ = ["NERHead", "ner_head", "pad_flat"]
 
@@ -67,7 +67,7 @@ class NERHead(Head):
         n = int((targets != IGNORE).sum())
         if n == 0:
             return zero_loss(scores), 0
-        return F.cross_entropy(scores.float(), targets, ignore_index=IGNORE, reduction="sum"), n
+        return F.cross_entropy(full_precision(scores), targets, ignore_index=IGNORE, reduction="sum"), n
 
     def targets(self, docs: Sequence[Any]) -> Tensor:
         """Flat BILUO tag ids. IGNORE (no loss) for every token of a doc without entity
@@ -88,7 +88,7 @@ class NERHead(Head):
     @torch.no_grad()
     def decode(self, scores: Tensor, lengths: Sequence[int]) -> list[list[int]]:
         """Best well-formed tag-id sequence per doc (constrained Viterbi over log-probs)."""
-        logp = pad_flat(scores.float().log_softmax(dim=-1), lengths)
+        logp = pad_flat(full_precision(scores).log_softmax(dim=-1), lengths)
         return viterbi_decode(logp, lengths, self.masks)
 
     @torch.no_grad()

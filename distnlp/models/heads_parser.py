@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import architectures
-from .heads_common import IGNORE, zero_loss
+from .heads_common import IGNORE, full_precision, zero_loss
 from .heads_ner import pad_flat
 from .mst import decode_tree
 
@@ -148,7 +148,7 @@ class BiaffineParserHead(nn.Module):
         kept = [i for i, n in enumerate(lengths) if n > 0]
         if not kept:
             return X.new_zeros(0, 2 * self.lstm_width)
-        padded = pad_flat(X.float(), lengths)[kept]
+        padded = pad_flat(full_precision(X), lengths)[kept]
         lens = torch.tensor([lengths[i] for i in kept])
         packed = nn.utils.rnn.pack_padded_sequence(padded, lens, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
@@ -158,7 +158,7 @@ class BiaffineParserHead(nn.Module):
 
     def arc_scores(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Arc logits [n_sents, T, T + 1] (impossible heads at -inf), and `segment(starts)`'s sid, pos, first."""
-        dep_flat, head_flat = scores["arc_dep"].float(), scores["arc_head"].float()
+        dep_flat, head_flat = full_precision(scores["arc_dep"]), full_precision(scores["arc_head"])
         sid, pos, first, lens = segment(starts.to(dep_flat.device))
         S, T, a = first.numel(), int(lens.max()) if lens.numel() else 0, dep_flat.shape[1]
         dep = dep_flat.new_zeros(S, T, a).index_put((sid, pos), dep_flat)
@@ -175,8 +175,8 @@ class BiaffineParserHead(nn.Module):
 
     def label_scores(self, scores: dict[str, Tensor], deps: Tensor, heads: Tensor) -> Tensor:
         """[len(deps), n_labels] for dependents `deps` (token rows) and heads (0 = ROOT, i + 1 = token i)."""
-        d = scores["lab_dep"].float()[deps]
-        h = scores["lab_head"].float()[heads]
+        d = full_precision(scores["lab_dep"])[deps]
+        h = full_precision(scores["lab_head"])[heads]
         L, lw = self.lab_bilinear.shape[0], self.lab_bilinear.shape[1]
         # d^T W_l h for every label as one matmul ([M, lw] x [lw, L * lw]), then a dot with h
         dW = (d @ self.lab_bilinear.permute(1, 0, 2).reshape(lw, L * lw)).view(-1, L, lw)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import architectures
-from .heads_common import IGNORE, Head, zero_loss
+from .heads_common import IGNORE, Head, full_precision, zero_loss
 
 __all__ = [
     "SENTER_LABELS",
@@ -44,7 +44,7 @@ class TaggerHead(Head):
         if n == 0:
             return zero_loss(logits), 0
         loss = F.cross_entropy(
-            logits.float(), targets, ignore_index=IGNORE, reduction="sum", label_smoothing=self.label_smoothing
+            full_precision(logits), targets, ignore_index=IGNORE, reduction="sum", label_smoothing=self.label_smoothing
         )
         return loss, n
 

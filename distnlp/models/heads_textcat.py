@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import architectures
-from .heads_common import Head, zero_loss
+from .heads_common import Head, full_precision, zero_loss
 
 __all__ = ["POOLINGS", "TextcatHead", "pool_docs", "textcat_head", "textcat_multilabel_head"]
 
@@ -78,10 +78,10 @@ class TextcatHead(Head):
 
     def loss(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, int]:
         """(sum over labelled docs, number of labelled docs)."""
-        targets = targets.to(device=logits.device, dtype=torch.float32)
+        logits = full_precision(logits)
+        targets = targets.to(device=logits.device, dtype=logits.dtype)
         known = ~torch.isnan(targets)
         truth = torch.where(known, targets, torch.zeros_like(targets))
-        logits = logits.float()
         if self.exclusive_classes:
             docs = known.all(dim=1)
             n = int(docs.sum())

@@ -25,6 +25,7 @@ from torch import nn
 from .. import registry
 from ..data.doc import Doc
 from ..models.tok2vec import features_to
+from ..progress import progress_bar
 from ..training.batches import ResumableBatches
 from ..training.engine import LoopState, SavePoint
 from ..training.env import WorkerEnv
@@ -66,6 +67,7 @@ class PretrainObjective:
         self.batches = ResumableBatches(stream, registry.resolve(pcfg["batcher"], "pretrain.batcher"))
         self.output_dir = Path(settings.output_dir)
         self._metrics: Any = None
+        self._bar: Any = None
         self._finished_epoch_loss = 0.0
 
     # --- data and losses -----------------------------------------------------------------------
@@ -111,11 +113,14 @@ class PretrainObjective:
                   f"device: {self.device} | replicas: {self.env.world_size}")
         if resumed:
             self._say(f"resumed from the checkpoint of step {state.step} (epoch {state.epoch})")
+        self._bar = progress_bar(desc="pretrain", unit="step", total=self.settings.max_steps or None, initial=state.step)
 
     def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
         extra = state.extra
         extra["loss"] += result.losses[LOSS]
         extra["epoch_loss"] += result.losses[LOSS]
+        if self._bar is not None:
+            self._bar.update(1)
         if self._metrics is not None and state.step % self.settings.log_every == 0:
             self._metrics.write(json.dumps({"event": "step", "step": state.step, "epoch": state.epoch, "loss": result.mean_loss(LOSS),
                                             "count": result.counts[LOSS], "words": result.words, "grad_norm": result.grad_norm,
@@ -157,6 +162,8 @@ class PretrainObjective:
     def finish(self, state: LoopState, stop_reason: str) -> dict[str, Any]:
         if self._metrics is not None:
             self._metrics.close()
+        if self._bar is not None:
+            self._bar.close()
         self._say(f"stopped after {state.step} steps ({stop_reason}); {state.words:,} words; saved to {self.output_dir}")
         return {"step": state.step, "epoch": state.epoch, "loss": state.extra.get("loss", 0.0), "nr_word": state.words,
                 "output_dir": str(self.output_dir), "stop_reason": stop_reason, "skipped_steps": state.skipped_steps}

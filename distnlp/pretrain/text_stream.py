@@ -3,8 +3,9 @@
 `open_text_stream(path, ...)` picks the reader:
 - a directory with `meta.json`: a converted Parquet corpus, streamed by `DocStream` (row groups
   assigned to ranks as in training);
-- a `.jsonl` / `.json` file (one `{"text": ...}` per line), any other file (one doc per non-blank
-  line), or a directory of such files (`*.jsonl`, `*.json`, `*.txt`, sorted by name).
+- a `.jsonl` / `.json` file (one `{"text": ...}` per line), a spaCy `.spacy` DocBin (one doc per
+  doc, its own tokenization), any other file (one doc per non-blank line), or a directory of such
+  files (`*.jsonl`, `*.json`, `*.txt`, `*.spacy`, sorted by name).
 
 `TextStream` indexes the byte offset of every line once (one pass, 8 bytes a line), then each
 epoch orders the lines (shuffled by `(seed, epoch)` when `shuffle`) and stripes them across
@@ -28,6 +29,7 @@ from ..data.cursor import CursorStream
 from ..data.doc import Doc
 from ..data.tokenizer import Tokenizer
 from ..errors import ConfigError, CorpusError
+from .docbin_text import DOCBIN_SUFFIX, Tokens, load_docbin_tokens
 
 JSONL_SUFFIXES = (".jsonl", ".json")
 TEXT_SUFFIXES = (".txt", ".text")
@@ -35,9 +37,9 @@ TEXT_SUFFIXES = (".txt", ".text")
 
 def _text_files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in JSONL_SUFFIXES + TEXT_SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in JSONL_SUFFIXES + TEXT_SUFFIXES + (DOCBIN_SUFFIX,))
         if not files:
-            raise CorpusError(str(path), "no .jsonl, .json or .txt files and no meta.json", "pass a JSONL/text file, a directory of them, or a corpus written by distnlp convert")
+            raise CorpusError(str(path), "no .jsonl, .json, .txt or .spacy files and no meta.json", "pass a JSONL/text file, a directory of them, or a corpus written by distnlp convert")
         return files
     if not path.exists():
         raise CorpusError(str(path), "file not found", "set corpus.raw_text to a JSONL {\"text\": ...} file, a text file or a converted corpus directory")
@@ -69,6 +71,7 @@ class TextStream(CursorStream):
         self.epoch = 0
         self.position = 0
         self.skipped = 0
+        self._docbins: dict[int, list[Tokens | None]] = {}  # file index -> its docs' tokens
         self._file_idx, self._offsets = self._index()
         self._order_key: int | None = None
         self._order: np.ndarray = np.zeros(0, dtype=np.int64)
@@ -77,6 +80,11 @@ class TextStream(CursorStream):
         file_idx: list[np.ndarray] = []
         offsets: list[np.ndarray] = []
         for i, f in enumerate(self.files):
+            if f.suffix == DOCBIN_SUFFIX:  # one entry per doc; its "offset" is the doc's index
+                self._docbins[i] = load_docbin_tokens(f)
+                offsets.append(np.arange(len(self._docbins[i]), dtype=np.int64))
+                file_idx.append(np.full(len(self._docbins[i]), i, dtype=np.int32))
+                continue
             starts = [0]
             with open(f, "rb") as fh:
                 pos = 0
@@ -137,6 +145,8 @@ class TextStream(CursorStream):
 
     def _read(self, line_no: int, handles: dict[int, Any]) -> Doc | None:
         fi = int(self._file_idx[line_no])
+        if fi in self._docbins:
+            return self._docbin_doc(fi, int(self._offsets[line_no]))
         fh = handles.get(fi)
         if fh is None:
             fh = handles[fi] = open(self.files[fi], "rb")
@@ -171,6 +181,17 @@ class TextStream(CursorStream):
             return None
         doc.doc_id = f"{path.name}:{lineno}"
         return doc
+
+    def _docbin_doc(self, fi: int, index: int) -> Doc | None:
+        tokens = self._docbins[fi][index]
+        if tokens is None:
+            return None
+        words, spaces = tokens
+        n = len(words)
+        if n < self.min_length or (self.max_length and n > self.max_length):
+            self.skipped += 1
+            return None
+        return Doc(words=list(words), spaces=list(spaces), doc_id=f"{self.files[fi].name}:{index}")
 
 
 def open_text_stream(

@@ -13,8 +13,10 @@ own relation). As in the official script:
   case, cc) with their relation, UPOS and UFeats to match.
 
 A metric is reported only when the predictions carry every column it needs (a pipeline without
-a parser has no UAS): it is None (absent), never computed against gold values. Counts are
-[correct, gold, system] per metric, so they add up over docs and ranks.
+a parser has no UAS), and is counted only over the docs whose gold carries them too (a corpus
+without trees has no UAS; scoring it against nothing gave 0.00, and Lemmas 100.00): otherwise
+it is None (absent), never computed against missing values. Counts are [correct, gold, system]
+per metric, so they add up over docs and ranks.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["METRICS", "Conll18", "count_conll18"]
+__all__ = ["METRICS", "Conll18", "count_conll18", "predicted_metrics", "scorable_metrics"]
 
 UNIVERSAL_FEATURES = frozenset({
     "PronType", "NumType", "Poss", "Reflex", "Foreign", "Abbr", "Gender", "Animacy", "Number", "Case", "Definite",
@@ -119,13 +121,18 @@ def predicted_metrics(pred: Any) -> list[str]:
     return [m for m, cols in NEEDS.items() if all(getattr(pred, c) is not None for c in cols)]
 
 
+def scorable_metrics(gold: Any, pred: Any) -> list[str]:
+    """The metrics whose columns both the gold and the predicted Doc carry."""
+    return [m for m in predicted_metrics(pred) if all(getattr(gold, c) is not None for c in NEEDS[m])]
+
+
 def count_conll18(gold: Any, pred: Any) -> dict[str, list[int]]:
-    """[correct, gold words, system words] per metric the prediction can be scored on."""
+    """[correct, gold words, system words] per metric this doc can be scored on."""
     if list(gold.words) != list(pred.words):
         raise ValueError(f"doc {gold.doc_id!r}: gold and predicted words differ (the CoNLL 2018 metrics here need gold tokenization)")
     g, p = _words(gold), _words(pred)
     out: dict[str, list[int]] = {}
-    for metric in predicted_metrics(pred):
+    for metric in scorable_metrics(gold, pred):
         content = metric in _CONTENT_ONLY
         n_gold = sum(1 for w in g if w.content) if content else len(g)
         n_sys = sum(1 for w in p if w.content) if content else len(p)
@@ -161,7 +168,8 @@ class Conll18:
         return out
 
     def scores(self) -> dict[str, float | None]:
-        """F1 per metric as a fraction (the official script prints it x100); None = not predicted."""
+        """F1 per metric as a fraction (the official script prints it x100); None = not predicted, or
+        no gold for it."""
         out: dict[str, float | None] = {}
         for metric in METRICS:
             c = self.counts.get(metric)

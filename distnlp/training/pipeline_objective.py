@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..pipeline.pipeline import Batch, Pipeline
 from ..scoring import combine_score
 from .batches import ResumableBatches
+from .curves import redraw_run_curves
 from .engine import LoopState, SavePoint
 from .env import WorkerEnv
 from .labels import pipeline_labels
@@ -102,6 +103,7 @@ class PipelineObjective(PipelineLosses):
         self.weights = score_weights(config, nlp)
         self.dev_docs = _dev_docs(corpus.dev, env, int(tcfg.get("max_eval_docs", 0) or 0))
         self.output_dir = Path(settings.output_dir)
+        self.draw_curves = bool(tcfg.get("curves", True))
         self.logger: TrainingLogger | None = None
         self._losses = {name: 0.0 for name in self.loss_names}
         self._words, self._t0, self._progress = 0, time.perf_counter(), None
@@ -152,6 +154,8 @@ class PipelineObjective(PipelineLosses):
                 "words_per_second": self._words / max(elapsed, 1e-9)}
         assert self.logger is not None
         self.logger.log_eval(info)
+        if self.env.is_rank_zero and self.draw_curves:  # beside metrics.jsonl, redrawn from it (training/curves.py)
+            redraw_run_curves(self.output_dir)
         self._last = {"step": state.step, "score": score, "scores": scores, "best": best}
         self._losses = {name: 0.0 for name in self.loss_names}
         self._words, self._t0 = 0, time.perf_counter()

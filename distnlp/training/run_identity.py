@@ -30,7 +30,8 @@ RUN_FILE = "run.json"
 # Keys that may differ between a run and its resumption: how long it runs, how it logs, where
 # and on what it runs (the world size is checked by the checkpoint loader itself).
 VOLATILE = {
-    "training": ("max_steps", "max_epochs", "patience", "resume", "overwrite", "log_every", "checkpoints_to_keep", "nonfinite", "output_dir"),
+    "training": ("max_steps", "max_epochs", "patience", "resume", "overwrite", "log_every", "curves", "checkpoints_to_keep", "nonfinite",
+                 "output_dir"),
     "pretrain": ("max_steps", "max_epochs", "resume", "overwrite", "log_every", "checkpoints_to_keep", "nonfinite", "output_dir"),
 }
 VOLATILE_SECTIONS = ("distributed",)

@@ -122,7 +122,7 @@ class CorpusSettings:
 
 
 # Keys of the config sections that are not loop settings (read by the objectives themselves).
-_TRAINING_ONLY = ("score_weights", "max_eval_docs", "batcher")
+_TRAINING_ONLY = ("score_weights", "max_eval_docs", "batcher", "curves")
 _PRETRAIN_ONLY = ("objective", "objectives", "component", "layer", "mask_prob", "min_length", "max_length", "batcher", "vectors")
 
 

@@ -14,6 +14,7 @@ from typing import IO
 import numpy as np
 
 from ..errors import CorpusError, DistnlpError
+from ..progress import progress_bar, with_progress
 from ..owned_paths import check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from .table import VECTORS_FILES, Vectors, vectors_entries
 
@@ -127,7 +128,7 @@ def _read_text(path: Path, truncate: int) -> tuple[list[str], np.ndarray]:
     dim = -1
     with _open(path, "r") as raw:
         f = io.TextIOWrapper(raw, encoding="utf8", errors="surrogateescape", newline="\n")
-        lines = _numbered_lines(f)
+        lines = with_progress(_numbered_lines(f), desc="read vectors", unit="line", total=truncate or None)
         pending: list[tuple[int, str]] = []
         for lineno, line in lines:
             if truncate and len(words) + len(pending) >= truncate:
@@ -211,7 +212,7 @@ def _read_word2vec_bin(path: Path, truncate: int) -> tuple[list[str], np.ndarray
     words: list[str] = []
     data = np.empty((n, dim), dtype=np.float32)
     pos, width = end + 1, 4 * dim
-    for i in range(n):
+    for i in with_progress(range(n), desc="read vectors", unit="row", total=n):
         while pos < len(buf) and buf[pos:pos + 1] in (b"\n", b" "):
             pos += 1
         space = buf.find(b" ", pos)
@@ -277,6 +278,7 @@ def nearest_rows(queries: np.ndarray, keys: np.ndarray, batch_size: int = 4096) 
     k = k / k.norm(dim=1, keepdim=True).clamp_min(1e-12)
     best = np.empty(len(queries), dtype=np.int64)
     scores = np.empty(len(queries), dtype=np.float32)
+    bar = progress_bar(desc="nearest rows", unit="row", total=len(queries))
     with torch.inference_mode():
         for start in range(0, len(queries), batch_size):
             q = torch.from_numpy(np.ascontiguousarray(queries[start:start + batch_size], dtype=np.float32))
@@ -284,4 +286,6 @@ def nearest_rows(queries: np.ndarray, keys: np.ndarray, batch_size: int = 4096) 
             s, i = (q @ k.T).max(dim=1)
             best[start:start + len(q)] = i.numpy()
             scores[start:start + len(q)] = s.numpy()
+            bar.update(len(q))
+    bar.close()
     return best, scores

@@ -1,8 +1,13 @@
 """CPU speed of distnlp's shared CNN pipeline against spaCy 3.8, same widths, same docs, same run.
 
 Pipeline on both sides: tok2vec (MultiHashEmbed NORM/PREFIX/SUFFIX/SHAPE rows 5000/1000/2500/2500,
-MaxoutWindowEncoder width 96 depth 4 window 1 maxout 3) + tagger (XPOS) + morphologizer
-(UPOS+feats) + ner; spaCy's from shared/reference/spacy-baseline/ewt_cnn.cfg minus the parser.
+MaxoutWindowEncoder width 96 depth 4 window 1 maxout 3) + the --pipeline components (default
+tagger (XPOS) + morphologizer (UPOS+feats) + ner); spaCy's from
+shared/reference/spacy-baseline/ewt_cnn.cfg with the other components removed, plus a
+trainable_lemmatizer (Tagger.v2 over the tok2vec, top_k 1, min_tree_freq 3, backoff orth) when
+`lemmatizer` is asked for. `--pipeline parser` puts distnlp's biaffine parser beside spaCy's
+transition-based parser (hidden 128, maxout 3); both parse within the gold sentence starts at
+inference.
 Run on purpose (not in CI), with spaCy in its own venv:
 
     python3 -m venv /tmp/spacy-venv && /tmp/spacy-venv/bin/pip install 'spacy>=3.8,<3.9'
@@ -67,7 +72,8 @@ def write_inputs(docs: list[Any], work: Path, batch_words: int, seed: int, min_w
         for d in docs:
             morphs = None if d.morphs is None else [m if m not in ("", "_") else "" for m in d.morphs]
             f.write(json.dumps({"words": d.words, "spaces": d.spaces, "tags": d.tags, "pos": d.pos,
-                                "morphs": morphs, "ents": d.ent_spans}) + "\n")
+                                "morphs": morphs, "ents": d.ent_spans, "lemmas": d.lemmas, "heads": d.heads,
+                                "deps": d.deps, "sent_starts": d.sent_starts}) + "\n")
     lengths = [len(d) for d in docs]
     rng = random.Random(seed)
     batches: list[list[int]] = []
@@ -133,7 +139,7 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
     del docs
     common = ["--work-dir", str(work), "--seconds", str(args.seconds), "--infer-seconds", str(args.infer_seconds),
               "--infer-batch-size", str(args.infer_batch_size), "--warmup-batches", str(args.warmup_batches),
-              "--threads", str(args.threads), "--seed", str(args.seed)]
+              "--threads", str(args.threads), "--seed", str(args.seed), "--pipeline", args.pipeline]
     rounds: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     for r in range(args.rounds):
@@ -141,8 +147,9 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
             break  # a second round would not fit the time budget
         row: dict[str, Any] = {}
         out = work / f"distnlp-{r}.json"
+        overrides = [f"--distnlp-override={o}" for o in args.distnlp_override]
         row["distnlp"] = run_side([sys.executable, str(Path(__file__).resolve()), "--worker", "distnlp",
-                                   "--corpus", str(corpus), "--out", str(out)] + common, args.threads, out)
+                                   "--corpus", str(corpus), "--out", str(out)] + common + overrides, args.threads, out)
         if not args.skip_spacy:
             out = work / f"spacy-{r}.json"
             row["spacy"] = run_side([args.spacy_python, str(SPACY_SIDE), "--config", str(args.spacy_config),
@@ -179,7 +186,8 @@ def driver(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {"seconds": args.seconds, "infer_seconds": args.infer_seconds, "threads": args.threads,
                      "batch_words": args.batch_words, "infer_batch_size": args.infer_batch_size,
                      "warmup_batches": args.warmup_batches, "rounds_run": len(rounds), "seed": args.seed,
-                     "spacy_config": str(args.spacy_config) + " (minus parser)"},
+                     "pipeline": args.pipeline, "distnlp_overrides": args.distnlp_override,
+                     "spacy_config": str(args.spacy_config) + " (components outside --pipeline removed)"},
         "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "loadavg_at_end": list(os.getloadavg())},
         "versions": {"distnlp": getattr(distnlp, "__version__", "?"), "torch": torch.__version__,
@@ -201,6 +209,7 @@ def print_round(r: int, row: dict[str, Any]) -> None:
 def print_table(report: dict[str, Any]) -> None:
     s = report["summary"]
     print(f"\n{report['date']}  {report['machine']['cpu_model']}  threads={report['settings']['threads']}  "
+          f"pipeline=tok2vec+{report['settings']['pipeline']}  "
           f"corpus={report['corpus']} ({report['data']['docs']} docs, {report['data']['words']} words)")
     print(f"{'side':10s} {'train w/s':>12s} {'inference w/s':>15s}")
     for side in ("distnlp", "spacy"):
@@ -213,6 +222,14 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 # --- the distnlp side (a subprocess of the driver, same venv) --------------------------------
+def unannotated_with_sentences(doc: Any) -> Any:
+    """Words, spaces and the gold sentence starts, as the spaCy side's inference Docs get them:
+    both parsers then parse within the same sentences."""
+    copy = doc.copy_unannotated()
+    copy.sent_starts = None if doc.sent_starts is None else list(doc.sent_starts)
+    return copy
+
+
 def distnlp_worker(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
@@ -232,13 +249,14 @@ def distnlp_worker(args: argparse.Namespace) -> None:
     except RuntimeError:
         pass
     work = Path(args.work_dir)
+    pipeline = args.pipeline.split(",")
     config = compose_config([f"corpus.train={args.corpus}", "corpus.dev=null",
-                             "nlp.pipeline=[tagger,morphologizer,ner]", f"seed={args.seed}"])
+                             f"nlp.pipeline=[{args.pipeline}]", f"seed={args.seed}"] + list(args.distnlp_override))
     seed_everything(args.seed)
     t = time.perf_counter()
     nlp = build_pipeline(config)
     init_seconds = time.perf_counter() - t
-    assert nlp.pipe_names == ["tagger", "morphologizer", "ner"], nlp.pipe_names
+    assert nlp.pipe_names == pipeline, nlp.pipe_names
     tcfg = config["training"]
     optimizer, _lr = build_optimizer(nlp, tcfg["optimizer"])
     grad_clip = float(tcfg["optimizer"]["grad_clip"])
@@ -275,7 +293,7 @@ def distnlp_worker(args: argparse.Namespace) -> None:
 
     passes, inf_words, inf_seconds, inf_cpu = 0, 0, 0.0, 0.0
     while passes == 0 or inf_seconds < args.infer_seconds:
-        copies = [d.copy_unannotated() for d in docs]
+        copies = [unannotated_with_sentences(d) for d in docs]
         t, c = time.perf_counter(), time.process_time()
         out = list(nlp.pipe(copies, batch_size=args.infer_batch_size))
         inf_seconds += time.perf_counter() - t
@@ -324,6 +342,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=2, help="A B rounds (distnlp, then spaCy)")
     ap.add_argument("--max-total-seconds", type=float, default=0, help="skip further rounds past half this budget; 0 = no limit")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pipeline", default="tagger,morphologizer,ner",
+                    help="components after the shared tok2vec, distnlp names (lemmatizer = spaCy's trainable_lemmatizer)")
+    ap.add_argument("--distnlp-override", action="append", default=[],
+                    help="a Hydra override for the distnlp side only, e.g. components.parser.model.lstm_width=128")
     ap.add_argument("--out", default=None, help="write the JSON report here")
     ap.add_argument("--keep-work-dir", action="store_true", help="keep docs.jsonl, docs.spacy, batches.json and the per-side JSON")
     ap.add_argument("--worker", choices=["distnlp"], default=None, help=argparse.SUPPRESS)

@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--warmup-batches", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pipeline", default="tagger,morphologizer,ner", help="distnlp names of the components after tok2vec")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -50,25 +51,45 @@ def main() -> None:
     # The config's corpora point at paths.train/dev (validated on load): point them at our DocBin.
     config = spacy.util.load_config(args.config, overrides={"paths.train": str(work / "docs.spacy"),
                                                             "paths.dev": str(work / "docs.spacy")})
-    # The benchmark pipeline: tok2vec + tagger + morphologizer + ner (the baseline minus parser).
-    config["nlp"]["pipeline"] = [p for p in config["nlp"]["pipeline"] if p != "parser"]
-    del config["components"]["parser"]
-    config["training"]["score_weights"] = {k: v for k, v in config["training"]["score_weights"].items()
-                                           if not k.startswith(("dep_", "sents_"))}
+    # The benchmark pipeline: tok2vec + the asked components (distnlp's lemmatizer is spaCy's
+    # trainable_lemmatizer, added here with the settings of distnlp's default config).
+    wanted = ["trainable_lemmatizer" if name == "lemmatizer" else name for name in args.pipeline.split(",")]
+    if "trainable_lemmatizer" in wanted:
+        config["components"]["trainable_lemmatizer"] = {
+            "factory": "trainable_lemmatizer", "backoff": "orth", "min_tree_freq": 3, "top_k": 1,
+            "overwrite": False, "scorer": {"@scorers": "spacy.lemmatizer_scorer.v1"},
+            "model": {"@architectures": "spacy.Tagger.v2", "nO": None, "normalize": False,
+                      "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1",
+                                  "width": "${components.tok2vec.model.encode.width}", "upstream": "*"}}}
+    unknown = [name for name in wanted if name not in config["components"]]
+    if unknown:
+        raise SystemExit(f"--pipeline: no spaCy component for {unknown}")
+    config["nlp"]["pipeline"] = ["tok2vec"] + wanted
+    for name in list(config["components"]):
+        if name not in config["nlp"]["pipeline"]:
+            del config["components"][name]
+    config["training"]["score_weights"] = {}
     # Gold-token reference Docs from the driver's JSONL, saved as a DocBin (read back below).
     blank = spacy.blank("en")
     refs = []
     with (work / "docs.jsonl").open(encoding="utf8") as f:
         for line in f:
             row = json.loads(line)
+            heads, deps = row.get("heads"), row.get("deps")
+            if heads is None or deps is None or None in heads:
+                heads = deps = None
+            else:  # UD's lowercase root is spaCy's ROOT (as its conllu converter writes it)
+                deps = ["ROOT" if d == "root" else d for d in deps]
             doc = Doc(blank.vocab, words=row["words"], spaces=row["spaces"], tags=row.get("tags"),
-                      pos=row.get("pos"), morphs=row.get("morphs"))
+                      pos=row.get("pos"), morphs=row.get("morphs"), heads=heads, deps=deps,
+                      lemmas=None if row.get("lemmas") is None else [x or "" for x in row["lemmas"]],
+                      sent_starts=None if heads is not None else row.get("sent_starts"))
             if row.get("ents") is not None:
                 doc.ents = [Span(doc, s, e, label=lab) for s, e, lab in row["ents"]]
             refs.append(doc)
     DocBin(store_user_data=False, docs=refs).to_disk(work / "docs.spacy")
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
-    assert nlp.pipe_names == ["tok2vec", "tagger", "morphologizer", "ner"], nlp.pipe_names
+    assert nlp.pipe_names == config["nlp"]["pipeline"], nlp.pipe_names
     refs = list(DocBin().from_disk(work / "docs.spacy").get_docs(nlp.vocab))
     batches = json.loads((work / "batches.json").read_text())
     n_words_corpus = sum(len(d) for d in refs)
@@ -105,7 +126,8 @@ def main() -> None:
     # --- inference: every component over pre-tokenized Docs (no tokenizer) ------------------
     passes, inf_words, inf_seconds, inf_cpu = 0, 0, 0.0, 0.0
     while passes == 0 or inf_seconds < args.infer_seconds:
-        docs = [Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in refs]
+        docs = [Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r],
+                    sent_starts=[bool(t.is_sent_start) for t in r]) for r in refs]  # the gold sentences, as distnlp's side
         t, c = time.perf_counter(), time.process_time()
         stream = iter(docs)
         for _name, proc in nlp.pipeline:

@@ -11,18 +11,20 @@ from ..doc import Doc
 from ..tokenizer import Tokenizer
 from .conllu import read_conllu
 from .csv_text import read_csv
+from .docbin import read_docbin
 from .iob import UNER_DRAFT_DROP_LABELS, join_ner, read_iob
 from .jsonl import read_jsonl
 from .raw_text import read_text
 from .report import ConvertReport
 
-FORMATS = ("conllu", "iob", "jsonl", "csv", "text")
+FORMATS = ("conllu", "iob", "jsonl", "csv", "text", "spacy")
 _EXTENSIONS = {
     ".conllu": "conllu", ".conll": "conllu",
     ".iob": "iob", ".iob2": "iob", ".bio": "iob", ".bilou": "iob", ".biluo": "iob",
     ".jsonl": "jsonl",
     ".csv": "csv", ".tsv": "csv",
     ".txt": "text",
+    ".spacy": "spacy",
 }
 
 
@@ -33,6 +35,7 @@ class ReadOptions:
     alignment_mode: str = "strict"
     ner: Path | None = None  # IOB file joined to CoNLL-U docs by sent_id
     drop_labels: frozenset[str] = UNER_DRAFT_DROP_LABELS
+    spans_key: str | None = None  # .spacy input: doc.spans[key] are the entities
 
 
 def guess_format(path: str | Path) -> str:
@@ -60,6 +63,8 @@ def read_docs(paths: Sequence[str | Path], fmt: str, options: ReadOptions, repor
         raise CorpusError("--ner", f"joins NER labels to CoNLL-U input, not {fmt}", "convert an IOB file on its own with --format iob")
     if options.n_sents is not None and fmt not in ("conllu", "iob"):
         raise CorpusError("--n-sents", f"applies to conllu and iob input, not {fmt}", "leave it out")
+    if options.spans_key is not None and fmt != "spacy":
+        raise CorpusError("--spans-key", f"applies to .spacy input, not {fmt}", "leave it out")
     tok = Tokenizer()
     per_file: list[Iterator[Doc]] = []
     for p in paths:
@@ -69,6 +74,8 @@ def read_docs(paths: Sequence[str | Path], fmt: str, options: ReadOptions, repor
             per_file.append(read_iob(p, n_sents=options.n_sents, drop_labels=options.drop_labels, skip_invalid=options.skip_invalid, report=report))
         elif fmt == "jsonl":
             per_file.append(read_jsonl(p, alignment_mode=options.alignment_mode, tokenizer=tok, report=report))
+        elif fmt == "spacy":
+            per_file.append(read_docbin(p, spans_key=options.spans_key, report=report))
         elif fmt == "csv":
             per_file.append(read_csv(p, tokenizer=tok, report=report))
         else:
