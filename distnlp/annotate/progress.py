@@ -1,18 +1,20 @@
-"""The driver's progress bar: docs done of the total, and words/s (tqdm; quiet when stderr is not a TTY)."""
+"""The driver's progress bar for annotate: docs done of the total, with words/s.
+
+Drawn by distnlp.progress (tqdm on stderr; silent off a terminal and under CI); this adds the
+words/s figure the bar shows and the final summary line reports.
+"""
 from __future__ import annotations
 
-import sys
 import time
 
-from tqdm import tqdm
+from ..progress import progress_bar
 
 
 class Progress:
     def __init__(self, total_rows: int, done_rows: int = 0) -> None:
         self.start = time.perf_counter()
         self.words = 0
-        self.bar = tqdm(total=total_rows, initial=done_rows, unit="doc", desc="annotate", file=sys.stderr,
-                        disable=not sys.stderr.isatty(), dynamic_ncols=True)
+        self.bar = progress_bar(desc="annotate", unit="doc", total=total_rows, initial=done_rows)
 
     def add_words(self, n: int) -> None:
         self.words += n

@@ -151,3 +151,15 @@ def test_transformer_pipeline_annotates_a_long_doc_whole(inputs: dict[str, Path]
     alone = nlp(long_text)
     assert (got[0].words, got[0].tags, got[0].ent_spans) == (alone.words, alone.tags, alone.ent_spans)
     assert nlp.encoder.truncation["words_uncovered"] == 0 and nlp.encoder.truncation["words_truncated"] == 0, nlp.encoder.truncation
+
+
+def test_progress_counts_words_per_second_and_is_quiet_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from distnlp.annotate.progress import Progress
+
+    progress = Progress(total_rows=10, done_rows=4)
+    progress.add_words(500)
+    progress.add_rows(3)
+    assert progress.bar.disable  # stderr is captured, not a terminal
+    assert progress.words == 500 and progress.words_per_second > 0
+    progress.close()
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here
