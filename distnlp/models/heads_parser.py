@@ -47,6 +47,26 @@ def segment(starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return sid, pos, first, lens
 
 
+DECODE_BUDGET = 1 << 22  # arc scores scored at once at inference: sentences x T x (T + 1)
+LABEL_CHUNK = 4096  # tokens label-scored at once at inference
+
+
+def length_groups(lens: np.ndarray, budget: int) -> list[list[int]]:
+    """Sentence ids sorted by length, cut into groups whose padded arc tensor
+    (count x longest x (longest + 1)) stays within `budget` (a longer sentence is a group alone)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for s in np.argsort(lens, kind="stable").tolist():
+        T = int(lens[s])
+        if current and (len(current) + 1) * T * (T + 1) > budget:
+            groups.append(current)
+            current = []
+        current.append(s)
+    if current:
+        groups.append(current)
+    return groups
+
+
 def distance_buckets(T: int, device: torch.device | None = None) -> Tensor:
     """[T, T + 1] bucket of head position u (0 = ROOT, else word u - 1) for dependent t."""
     t = torch.arange(T, device=device)[:, None]
@@ -204,32 +224,47 @@ class BiaffineParserHead(nn.Module):
     @torch.no_grad()
     def decode(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Per token: the flat index of its head (itself for the sentence root) and a label id.
-        One tree per sentence (exact MST); only the root gets the root label."""
+        One tree per sentence (exact MST); only the root gets the root label.
+
+        Sentences are scored in groups of similar length under an element budget: padding every
+        sentence of a batch to its longest one made the arc tensors [S, T, T + 1] 50x larger
+        than the sentences (one 150-word sentence among 2,500 short ones: GBs at inference)."""
         n_tokens = scores["arc_dep"].shape[0]
         if n_tokens == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        arc, sid, pos, first = self.arc_scores(scores, starts)
-        logp = torch.log_softmax(arc, dim=-1).cpu().numpy()  # decode_tree copies each sentence to float64
-        lens = torch.bincount(sid, minlength=first.numel()).cpu().numpy()
+        device = scores["arc_dep"].device
+        sid, _pos, first, lens = segment(starts.to(device))
+        lens_np, first_np, sid_np = lens.cpu().numpy(), first.cpu().numpy(), sid.cpu().numpy()
         head_pos = np.empty(n_tokens, dtype=np.int64)
-        offset = 0
-        for s, n in enumerate(lens):  # one MST per sentence; the decoder itself is vectorised
-            tree = np.full((n + 1, n + 1), -np.inf)
-            tree[1:] = logp[s, :n, : n + 1]
-            head_pos[offset : offset + n] = decode_tree(tree)[1:]
-            offset += n
-        first_np, sid_np = first.cpu().numpy(), sid.cpu().numpy()
+        for group in length_groups(lens_np, DECODE_BUDGET):
+            tokens = np.concatenate([np.arange(first_np[s], first_np[s] + lens_np[s]) for s in group])
+            rows = torch.as_tensor(tokens, device=device)
+            sub = {"arc_dep": scores["arc_dep"][rows],
+                   "arc_head": torch.cat([scores["arc_head"][:1], scores["arc_head"][rows + 1]])}
+            sub_starts = torch.as_tensor(np.concatenate([np.arange(lens_np[s]) == 0 for s in group]), device=device)
+            arc, _, _, _ = self.arc_scores(sub, sub_starts)
+            logp = torch.log_softmax(arc, dim=-1).cpu().numpy()  # decode_tree copies each sentence to float64
+            offset = 0
+            for k, s in enumerate(group):  # one MST per sentence; the decoder itself is vectorised
+                n = int(lens_np[s])
+                tree = np.full((n + 1, n + 1), -np.inf)
+                tree[1:] = logp[k, :n, : n + 1]
+                head_pos[tokens[offset : offset + n]] = decode_tree(tree)[1:]
+                offset += n
         is_root = head_pos == 0
         heads = np.where(is_root, np.arange(n_tokens), first_np[sid_np] + head_pos - 1)
-        device = scores["lab_dep"].device
-        rows = torch.as_tensor(np.where(is_root, 0, heads + 1), device=device)
-        logits = self.label_scores(scores, torch.arange(n_tokens, device=device), rows)
-        if self.root_label is not None:
-            root_mask = torch.as_tensor(is_root, device=device)
-            logits[:, self.root_label] = logits[:, self.root_label].masked_fill(~root_mask, float("-inf"))
-            logits[root_mask] = float("-inf")
-            logits[root_mask, self.root_label] = 0.0
-        return heads, logits.argmax(dim=1).cpu().numpy()
+        head_rows = torch.as_tensor(np.where(is_root, 0, heads + 1), device=device)
+        labels = np.empty(n_tokens, dtype=np.int64)
+        for lo in range(0, n_tokens, LABEL_CHUNK):  # [chunk, labels, label_width] at a time
+            hi = min(lo + LABEL_CHUNK, n_tokens)
+            logits = self.label_scores(scores, torch.arange(lo, hi, device=device), head_rows[lo:hi])
+            if self.root_label is not None:
+                root_mask = torch.as_tensor(is_root[lo:hi], device=device)
+                logits[:, self.root_label] = logits[:, self.root_label].masked_fill(~root_mask, float("-inf"))
+                logits[root_mask] = float("-inf")
+                logits[root_mask, self.root_label] = 0.0
+            labels[lo:hi] = logits.argmax(dim=1).cpu().numpy()
+        return heads, labels
 
     # --- targets ---------------------------------------------------------------------------
     def targets(self, docs: Sequence[Any], label_index: dict[str, int]) -> dict[str, Tensor]:

@@ -107,6 +107,26 @@ def test_parses_within_the_given_sentences_or_the_whole_doc() -> None:
         assert all((t.dep_ == "root") == (t.head == t) for t in doc)
 
 
+def test_decoding_in_length_groups_equals_one_padded_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference scores sentences in groups of similar length under a budget; the trees and labels
+    must be those of scoring every sentence padded together (a budget nothing exceeds)."""
+    import distnlp.models.heads_parser as heads_parser
+
+    nlp = _random_parser_pipeline("[parser]")
+    docs = [_doc(40, [0, 3, 4, 20, 22]), _doc(9, None), _doc(1, [0]), _doc(25, [0, 12, 13])]
+
+    def parse(budget: int) -> list[tuple[list, list]]:
+        monkeypatch.setattr(heads_parser, "DECODE_BUDGET", budget)
+        monkeypatch.setattr(heads_parser, "LABEL_CHUNK", 7 if budget < 100 else 4096)
+        return [(d.heads, d.deps) for d in nlp.predict([Doc(words=d.words, spaces=d.spaces, sent_starts=d.sent_starts) for d in docs])]
+
+    groups = heads_parser.length_groups(np.array([3, 1, 16, 2, 18, 9, 1, 12, 1, 12]), 2 * 12 * 13)
+    assert sorted(s for g in groups for s in g) == list(range(10)) and len(groups) > 3  # all sentences, several groups
+    assert all(len(g) * max(l for l in ([3, 1, 16, 2, 18, 9, 1, 12, 1, 12][s] for s in g)) ** 2 <= 2 * 12 * 13 or len(g) == 1
+               for g in groups)
+    assert parse(1) == parse(1 << 30)
+
+
 def test_the_senter_splits_before_the_parser_whatever_the_order() -> None:
     nlp = _random_parser_pipeline("[parser,senter]")
     doc = nlp.predict([_doc(30, None)])[0]
