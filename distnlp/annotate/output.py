@@ -4,6 +4,7 @@ killed job rerun with the same OUTPUT redoes only the splits it had not finished
 Layout (everything else in OUTPUT is refused, never touched):
     shard-NNNNN.parquet     split N's annotated docs, in the corpus schema (absent if all rejected)
     shard-NNNNN.jsonl       the same docs as JSONL, with --format jsonl
+    shard-NNNNN.spacy       the same docs as a spaCy DocBin, with --format spacy
     .annotate/job.json      what this job annotates: the model, inputs and options
     .annotate/split-NNNNN.json  split N is finished: its counts, label stats and rejects
     meta.json, rejects.jsonl    written once every split is finished
@@ -22,7 +23,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ JOB_FILE = "job.json"
 META_FILE = "meta.json"
 REJECTS_FILE = "rejects.jsonl"
 ROW_GROUP_SIZE = 256
-_OWNED = re.compile(r"(shard-\d{5,}\.(parquet|jsonl)|meta\.json|rejects\.jsonl|\.annotate|\..+\.tmp-[0-9a-f]{8})")
+_OWNED = re.compile(r"(shard-\d{5,}\.(parquet|jsonl|spacy)|meta\.json|rejects\.jsonl|\.annotate|\..+\.tmp-[0-9a-f]{8})")
 _TEMP = re.compile(r"\..+\.tmp-[0-9a-f]{8}")
 
 
@@ -143,23 +144,24 @@ class OutputDir:
             return False
 
     def commit_split(self, index: int, docs: Sequence[Doc], rejects: list[dict[str, Any]], rows_in: int,
-                     jsonl: Iterable[str] | None, started: float | None = None) -> dict[str, Any]:
+                     copy: tuple[str, bytes] | None, started: float | None = None) -> dict[str, Any]:
         """Write split `index`'s shard (and JSONL), then its record: the split is finished.
         `started` (perf_counter) puts the split's seconds in the record, for speed reports."""
         stats = _Stats()
         rows = [stats.add(doc) for doc in docs]
         record: dict[str, Any] = {
             "split": index, "rows_in": rows_in, "rows_out": len(rows), "rejected": len(rejects),
-            "words": stats.words, "shard": None, "jsonl": None, "rejects": rejects, "stats": _stats_to_json(stats),
+            "words": stats.words, "shard": None, "copy": None, "rejects": rejects, "stats": _stats_to_json(stats),
         }
         if rows_in != len(rows) + len(rejects):
             raise DistnlpError(f"split {index}: {rows_in} rows in but {len(rows)} annotated + {len(rejects)} rejected (a bug: please report it)")
         if rows:
             record["shard"] = shard_name(index)
             _write_atomic(self.path / record["shard"], table=pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA))
-            if jsonl is not None:
-                record["jsonl"] = shard_name(index, "jsonl")
-                _write_atomic(self.path / record["jsonl"], "".join(line + "\n" for line in jsonl).encode("utf-8"))
+            if copy is not None:  # --format jsonl / spacy: the same docs once more
+                ext, data = copy
+                record["copy"] = shard_name(index, ext)
+                _write_atomic(self.path / record["copy"], data)
         if started is not None:
             record["seconds"] = round(time.perf_counter() - started, 4)
         _write_atomic(self.state / _record_name(index), (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -191,7 +193,7 @@ class OutputDir:
             "model": job["model"], "rows_in": plan.rows, "rows_out": rows_out, "rejected": len(rejects),
             "rejects_file": REJECTS_FILE, "splits": len(plan.splits),
             "rejected_by_reason": dict(sorted(Counter(r["reason"].split(" (")[0] for r in rejects).items())),
-            "jsonl": [r["jsonl"] for r in (records[s.index] for s in plan.splits) if r["jsonl"]],
+            "copies": [r["copy"] for r in (records[s.index] for s in plan.splits) if r.get("copy")],
         }
         _write_atomic(self.path / META_FILE, (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
         self._remove_stale_temps()

@@ -22,7 +22,7 @@ _MODEL_FILES = ("config.json", "labels.json", "model.safetensors")
 
 
 def annotate(model: str, inputs: list[str], output: str, settings: AnnotateSettings, *, input_format: str = "auto",
-             jsonl: bool = False, device: str = "auto", trust_code: bool = False, overwrite: bool = False) -> dict[str, Any]:
+             copy_format: str | None = None, device: str = "auto", trust_code: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Annotate every row of `inputs` with the pipeline saved at `model` into the corpus `output`;
     returns its meta.json."""
     fingerprint = model_fingerprint(model)  # a wrong MODEL fails before a long input scan
@@ -30,7 +30,7 @@ def annotate(model: str, inputs: list[str], output: str, settings: AnnotateSetti
     job = {
         "model": os.path.abspath(model), "model_sha256": fingerprint,
         "inputs": [{"path": s.path, "kind": s.kind, "rows": s.rows} for s in plan.sources],
-        "rows_per_shard": settings.rows_per_shard, "jsonl": jsonl, "distnlp_version": __version__,
+        "rows_per_shard": settings.rows_per_shard, "copy_format": copy_format, "distnlp_version": __version__,
     }
     out = OutputDir(output)
     out.claim(job, inputs, overwrite)
@@ -43,9 +43,9 @@ def annotate(model: str, inputs: list[str], output: str, settings: AnnotateSetti
         if todo and settings.distributed == "ray":
             from ..ray_backend.annotate import annotate_on_ray
 
-            annotate_on_ray(model, plan, todo, out, settings, jsonl=jsonl, trust_code=trust_code, progress=progress)
+            annotate_on_ray(model, plan, todo, out, settings, copy_format=copy_format, trust_code=trust_code, progress=progress)
         elif todo:
-            _annotate_here(model, plan, todo, out, settings, jsonl=jsonl, device=device, trust_code=trust_code, progress=progress)
+            _annotate_here(model, plan, todo, out, settings, copy_format=copy_format, device=device, trust_code=trust_code, progress=progress)
     finally:
         progress.close()
     meta = out.finish(plan, job)
@@ -56,14 +56,14 @@ def annotate(model: str, inputs: list[str], output: str, settings: AnnotateSetti
     return meta
 
 
-def _annotate_here(model: str, plan: Plan, todo: list[Any], out: OutputDir, settings: AnnotateSettings, *, jsonl: bool,
+def _annotate_here(model: str, plan: Plan, todo: list[Any], out: OutputDir, settings: AnnotateSettings, *, copy_format: str | None,
                    device: str, trust_code: bool, progress: Progress) -> None:
     from ..pipeline.device import pick_device
     from ..pipeline.pipeline import Pipeline
 
     nlp = Pipeline.from_disk(model, device=pick_device(device), trust_code=trust_code)
     for n, split in enumerate(todo, 1):
-        record = annotate_split(nlp, plan, split, out, settings.batch, jsonl=jsonl, on_words=progress.add_words)
+        record = annotate_split(nlp, plan, split, out, settings.batch, copy_format=copy_format, on_words=progress.add_words)
         progress.add_rows(record["rows_in"])
         exit_if_asked(settings, n)
 

@@ -13,7 +13,7 @@ from .output import OutputDir
 from .settings import Batching
 
 
-def annotate_split(nlp: Any, plan: Plan, split: Split, out: OutputDir, batching: Batching, *, jsonl: bool,
+def annotate_split(nlp: Any, plan: Plan, split: Split, out: OutputDir, batching: Batching, *, copy_format: str | None,
                    on_words: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Read, tokenize, predict and commit split `split`; returns its record (output.py)."""
     start = time.perf_counter()
@@ -32,8 +32,20 @@ def annotate_split(nlp: Any, plan: Plan, split: Split, out: OutputDir, batching:
             pending = 0
     if on_words is not None and pending:
         on_words(pending)
-    return out.commit_split(split.index, docs, rejects, len(rows), (doc_to_json(d) for d in docs) if jsonl else None,
-                            started=start)
+    return out.commit_split(split.index, docs, rejects, len(rows), _copy(docs, copy_format), started=start)
+
+
+def _copy(docs: list[Doc], copy_format: str | None) -> tuple[str, bytes] | None:
+    """The shard's docs once more as JSONL or a spaCy DocBin: (file extension, bytes)."""
+    if copy_format is None or not docs:
+        return None
+    if copy_format == "jsonl":
+        return "jsonl", "".join(doc_to_json(d) + "\n" for d in docs).encode("utf-8")
+    if copy_format == "spacy":
+        from ..interop.docbin_out import docbin_bytes
+
+        return "spacy", docbin_bytes(docs)
+    raise ValueError(f"unknown copy format {copy_format!r}")
 
 
 def _item(row: InputRow) -> str | Doc:

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", help="a saved pipeline directory (model-best/ or model-last/)")
     p.add_argument("paths", nargs="+", metavar="ARG", help="INPUT... OUTPUT, then key=value overrides")
-    p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="jsonl: also write shard-NNNNN.jsonl beside each shard")
+    p.add_argument("--format", choices=("parquet", "jsonl", "spacy"), default="parquet",
+                   help="also write each shard as shard-NNNNN.jsonl (jsonl) or as a spaCy DocBin shard-NNNNN.spacy (spacy; the spacy extra)")
     p.add_argument("--input-format", choices=("auto", "text", "jsonl", "corpus"), default="auto",
                    help="auto: a directory with meta.json is a corpus, another directory stands for its files; "
                    "*.jsonl/*.ndjson/*.json is JSONL, any other file is plain text")
@@ -37,6 +38,6 @@ def run_annotate(args: argparse.Namespace) -> int:
     if len(paths) < 2:
         raise DistnlpError("annotate: give at least one INPUT and the OUTPUT directory (distnlp annotate MODEL INPUT... OUTPUT)")
     settings = parse_overrides(overrides)
-    annotate(args.model, paths[:-1], paths[-1], settings, input_format=args.input_format, jsonl=args.format == "jsonl",
+    annotate(args.model, paths[:-1], paths[-1], settings, input_format=args.input_format, copy_format=None if args.format == "parquet" else args.format,
              device=args.device, trust_code=args.trust_code, overwrite=args.overwrite)
     return 0

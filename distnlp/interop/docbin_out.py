@@ -15,9 +15,6 @@ from .to_spacy import spacy_doc
 def write_docbin(docs: Iterable[Doc], out: str | Path) -> int:
     """Write `docs` to `out` (a new `.spacy` file); return how many docs were written."""
     require_spacy("writing a .spacy file")
-    from spacy.tokens import DocBin
-    from spacy.vocab import Vocab
-
     path = Path(out)
     if path.suffix != ".spacy":
         raise DistnlpError(f"{path}: a DocBin file must end in .spacy (spaCy's readers pick files by it)")
@@ -26,6 +23,28 @@ def write_docbin(docs: Iterable[Doc], out: str | Path) -> int:
         raise DistnlpError(f"{path}: already exists (choose a new output path, or remove the file yourself)")
     if not path.parent.is_dir():
         raise DistnlpError(f"{path.parent}: directory not found (create it first)")
+    data, n = _docbin(docs)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        Path(tmp).write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return n
+
+
+def docbin_bytes(docs: Iterable[Doc]) -> bytes:
+    """`docs` as the bytes of a `.spacy` file (annotate --format spacy writes one per shard)."""
+    require_spacy("writing a .spacy file")
+    return _docbin(docs)[0]
+
+
+def _docbin(docs: Iterable[Doc]) -> tuple[bytes, int]:
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
     vocab = Vocab()
     docbin = DocBin(store_user_data=False)  # trf_data / tensors are not training data
     n = 0
@@ -34,12 +53,4 @@ def write_docbin(docs: Iterable[Doc], out: str | Path) -> int:
         sdoc.tensor = None  # type: ignore[assignment]
         docbin.add(sdoc)
         n += 1
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        Path(tmp).write_bytes(docbin.to_bytes())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return n
+    return docbin.to_bytes(), n

@@ -10,7 +10,6 @@ the same `annotate_split` as the single process, so both write the same shards.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import ray
@@ -29,7 +28,7 @@ from .driver import connect
 class SplitAnnotator:
     """One pipeline replica; called with a batch of split numbers, returns their counts."""
 
-    def __init__(self, model: str, plan: Plan, output: str, settings: AnnotateSettings, jsonl: bool, trust_code: bool, gpu: bool) -> None:
+    def __init__(self, model: str, plan: Plan, output: str, settings: AnnotateSettings, copy_format: str | None, trust_code: bool, gpu: bool) -> None:
         import torch
 
         from ..pipeline.pipeline import Pipeline
@@ -37,13 +36,13 @@ class SplitAnnotator:
         if not gpu:
             torch.set_num_threads(settings.threads_per_actor)  # actors share the node's cores
         self.nlp = Pipeline.from_disk(model, device="cuda" if gpu else "cpu", trust_code=trust_code)
-        self.plan, self.out, self.settings, self.jsonl = plan, OutputDir(output), settings, jsonl
+        self.plan, self.out, self.settings, self.copy_format = plan, OutputDir(output), settings, copy_format
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         records, errors = [], []
         for i in batch["split"]:
             try:
-                records.append(annotate_split(self.nlp, self.plan, self.plan.splits[int(i)], self.out, self.settings.batch, jsonl=self.jsonl))
+                records.append(annotate_split(self.nlp, self.plan, self.plan.splits[int(i)], self.out, self.settings.batch, copy_format=self.copy_format))
                 errors.append("")
             except DistnlpError as exc:  # the user's one-line error, returned as data: Ray would wrap it in pages of its own
                 records.append({"split": int(i), "rows_in": 0, "words": 0})
@@ -53,7 +52,7 @@ class SplitAnnotator:
         return out
 
 
-def annotate_on_ray(model: str, plan: Plan, todo: list[Split], out: OutputDir, settings: AnnotateSettings, *, jsonl: bool,
+def annotate_on_ray(model: str, plan: Plan, todo: list[Split], out: OutputDir, settings: AnnotateSettings, *, copy_format: str | None,
                     trust_code: bool, progress: Progress) -> None:
     connect(settings.dist_config())
     gpu = _use_gpu(settings)
@@ -64,7 +63,7 @@ def annotate_on_ray(model: str, plan: Plan, todo: list[Split], out: OutputDir, s
     annotated = splits.map_batches(
         SplitAnnotator, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
         fn_constructor_kwargs={"model": str(model), "plan": plan, "output": str(out.path), "settings": settings,
-                               "jsonl": jsonl, "trust_code": trust_code, "gpu": gpu},
+                               "copy_format": copy_format, "trust_code": trust_code, "gpu": gpu},
         num_gpus=1 if gpu else 0, num_cpus=0 if gpu else settings.threads_per_actor,
     )
     try:

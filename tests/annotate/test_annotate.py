@@ -25,7 +25,8 @@ from .fixtures import PIPELINE
 
 def _run(model: Path, inputs: dict[str, Path], out: Path, *overrides: str, jsonl: bool = False) -> dict:
     paths = [str(inputs["text"]), str(inputs["jsonl"]), str(inputs["corpus"])]
-    return annotate(str(model), paths, str(out), parse_overrides(["rows_per_shard=4", *overrides]), jsonl=jsonl)
+    return annotate(str(model), paths, str(out), parse_overrides(["rows_per_shard=4", *overrides]),
+                    copy_format="jsonl" if jsonl else None)
 
 
 def _rows(out: Path) -> list[dict]:
@@ -61,7 +62,7 @@ def test_every_row_is_annotated_or_rejected_in_order(tiny_model: Path, inputs: d
 
 def test_jsonl_output_has_character_offsets(tiny_model: Path, inputs: dict[str, Path], tmp_path: Path) -> None:
     meta = _run(tiny_model, inputs, tmp_path / "out", jsonl=True)
-    records = [json.loads(line) for f in meta["annotate"]["jsonl"] for line in (tmp_path / "out" / f).read_text().splitlines()]
+    records = [json.loads(line) for f in meta["annotate"]["copies"] for line in (tmp_path / "out" / f).read_text().splitlines()]
     docs = list(read_docs(tmp_path / "out"))
     assert [r["id"] for r in records] == [d.doc_id for d in docs]
     assert [(r["text"], r["tokens"], r["tags"], r["heads"]) for r in records] == [(d.text, d.words, d.tags, d.heads) for d in docs]
@@ -71,6 +72,23 @@ def test_jsonl_output_has_character_offsets(tiny_model: Path, inputs: dict[str, 
     record = json.loads(doc_to_json(doc))
     assert [(record["text"][e["start"]:e["end"]], e["label"]) for e in record["ents"]] == [("New York", "GPE"), ("Lee", "PERSON")]
     assert "tags" not in record  # not predicted: left out, not empty
+
+
+def test_spacy_output_holds_the_same_docs_as_a_docbin(tiny_model: Path, inputs: dict[str, Path], tmp_path: Path) -> None:
+    spacy = pytest.importorskip("spacy")
+    from spacy.tokens import DocBin
+
+    meta = annotate(str(tiny_model), [str(inputs["text"]), str(inputs["corpus"])], str(tmp_path / "out"),
+                    parse_overrides(["rows_per_shard=4"]), copy_format="spacy")
+    files = meta["annotate"]["copies"]
+    assert files and all(f.endswith(".spacy") for f in files) and len(files) == len(meta["shards"])
+    vocab = spacy.blank("en").vocab
+    got = [d for f in files for d in DocBin().from_disk(tmp_path / "out" / f).get_docs(vocab)]
+    docs = list(read_docs(tmp_path / "out"))
+    assert [[t.text for t in d] for d in got] == [d.words for d in docs]
+    assert [[t.tag_ for t in d] for d in got] == [d.tags for d in docs]
+    assert [[t.head.i for t in d] for d in got] == [d.heads for d in docs]
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in got] == [[tuple(e) for e in d.ent_spans] for d in docs]
 
 
 def test_killed_job_rerun_gives_one_copy_of_every_row(tiny_model: Path, inputs: dict[str, Path], tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def _annotate(model: Path, inputs: dict[str, Path], out: Path, *overrides: str) 
     from distnlp.annotate.settings import parse_overrides
 
     paths = [str(inputs["text"]), str(inputs["jsonl"]), str(inputs["corpus"])]
-    return annotate(str(model), paths, str(out), parse_overrides(["rows_per_shard=4", *overrides]), jsonl=True)
+    return annotate(str(model), paths, str(out), parse_overrides(["rows_per_shard=4", *overrides]), copy_format="jsonl")
 
 
 def _shards(out: Path) -> list[tuple[str, Any]]:
@@ -48,7 +48,7 @@ def test_ray_actors_equal_one_process_row_for_row(local_ray: Any, tiny_model: Pa
     for (name, ta), (_, tb) in zip(a, b):
         assert ta.equals(tb), name
         assert (tmp_path / "single" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
-    for f in single["annotate"]["jsonl"]:
+    for f in single["annotate"]["copies"]:
         assert (tmp_path / "single" / f).read_text() == (tmp_path / "ray" / f).read_text()
     assert (tmp_path / "single" / "rejects.jsonl").read_text() == (tmp_path / "ray" / "rejects.jsonl").read_text()
 
@@ -87,6 +87,6 @@ def test_an_actor_error_reaches_the_driver_as_one_line(local_ray: Any, tiny_mode
     out.claim({"job": 1}, [str(text)])
     settings = parse_overrides(["distributed=ray", "distributed.num_workers=1", "distributed.use_gpu=false"])
     with pytest.raises(DistnlpError) as err:
-        annotate_on_ray(str(tiny_model), plan, list(plan.splits), out, settings, jsonl=False, trust_code=False, progress=Progress(2))
+        annotate_on_ray(str(tiny_model), plan, list(plan.splits), out, settings, copy_format=None, trust_code=False, progress=Progress(2))
     message = str(err.value)
     assert "\n" not in message and "texts.txt: ended at line 1 but had 2 lines when planned" in message, message
