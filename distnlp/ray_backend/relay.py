@@ -20,6 +20,7 @@ from ray.util.queue import Empty, Queue
 from ..training.console import Console, Progress
 
 Event = tuple[Any, ...]  # ("print", text) | ("open", total) | ("advance", steps, words) | ("close",)
+MAX_LINE = 200  # characters of an error shown in a failure line
 PROGRESS_INTERVAL_S = 0.5  # rank 0 sends progress at most this often: one queue call each, not one per step
 
 
@@ -146,8 +147,16 @@ class FailureNotice(UserCallback):
             then = f"restarting the workers from the last committed checkpoint (restart {self.failures} of {_limit(self.max_failures)})"
         else:
             then = f"no restarts left (distributed.max_failures={self.max_failures})"
-        for rank, exc in sorted(worker_exceptions.items()):
-            self.queue.put_nowait(("print", f"ray: worker {rank} failed: {one_line(exc)}; {then}"))
+        # A dead worker breaks its peers' collectives too: name the dead, not the errors that follow.
+        dead = {rank: exc for rank, exc in worker_exceptions.items() if _is_death(exc)}
+        failed = "; ".join(f"worker {rank} {'died' if _is_death(exc) else 'failed'}: {one_line(exc)}"
+                           for rank, exc in sorted((dead or worker_exceptions).items()))
+        self.queue.put_nowait(("print", f"ray: {failed}; {then}"))
+
+
+def _is_death(exc: BaseException) -> bool:
+    """The worker's process is gone (killed, crashed, unreachable), as opposed to an error it raised."""
+    return any(word in type(exc).__name__ for word in ("HealthCheck", "ActorDied", "ActorUnavailable", "WorkerCrashed"))
 
 
 def _limit(max_failures: int) -> str:
@@ -162,4 +171,5 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
-    return lines[-1] if any(line.startswith("Traceback") for line in lines) else lines[0]
+    line = lines[-1] if any(line.startswith("Traceback") for line in lines) else lines[0]
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
