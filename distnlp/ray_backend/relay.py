@@ -3,7 +3,7 @@
 Rank 0 sends its console calls (table lines, progress) through a Ray queue; a thread on the driver
 replays them on the driver's `TerminalConsole`. So the table comes once, without Ray's worker
 prefixes, and the progress bar draws on the driver's terminal (and stays quiet in `ray job logs`).
-Worker output itself is not shown unless asked for (driver.ray_logging), so Ray's own chatter is
+Worker output itself is not shown unless asked for (logging_setup.py), so Ray's own chatter is
 hidden; a failed worker still gets one line, from `FailureNotice` on Ray Train's controller.
 """
 from __future__ import annotations
