@@ -143,8 +143,10 @@ def test_two_ranks_equal_one_process_on_the_union(tmp_path: Path, overrides: lis
 
     assert set(distributed) == set(single)  # the same parameters were ever stepped (moments exist)
     for name, value in single.items():
-        # float noise only: the sums run in another order (2 ranks x 2 sub-batches vs 1 batch)
-        atol = 1e-5 if name.startswith("param.") else 1e-6 * float(value.abs().max()) + 1e-12
+        # float noise only: the sums run in another order (2 ranks x 2 sub-batches vs 1 batch). A
+        # moment near zero, where summed gradients cancel, can be off by a few 1e-6 of the tensor's
+        # largest (seen with the EWT-wide demo labels); the defects this test is for are >= 1e-3.
+        atol = 1e-5 if name.startswith("param.") else 1e-5 * float(value.abs().max()) + 1e-12
         torch.testing.assert_close(distributed[name], value, rtol=1e-3, atol=atol, msg=lambda m: f"{name}: {m}")
     moved = sum(int(not torch.equal(single[f"param.{k}"], v)) for k, v in initial.items())
     assert moved > len(initial) // 2  # the comparison is about trained weights, not initial ones
