@@ -61,24 +61,31 @@ class RelayProgress:
         self._last = time.monotonic()
 
 
-class _WarningRelay(logging.Handler):
+class _LogRelay(logging.Handler):
+    """distnlp's log records on a worker, as the CLI formats them, sent to the driver's console."""
+
     def __init__(self, queue: Queue, rank: int) -> None:
-        super().__init__(logging.WARNING)
+        # Rank 0 says what one process would say (INFO: e.g. a head left out for want of labels);
+        # the other ranks only what goes wrong (WARNING and up: e.g. a skipped corrupt checkpoint).
+        super().__init__(logging.INFO if rank == 0 else logging.WARNING)
         self.queue, self.rank = queue, rank
 
     def emit(self, record: logging.LogRecord) -> None:
+        where = "" if self.rank == 0 else f" (worker {self.rank})"
         try:
-            self.queue.put_nowait(("print", f"{record.levelname.lower()} (worker {self.rank}): {record.getMessage()}"))
+            self.queue.put_nowait(("print", f"{record.levelname} {record.name}{where}: {record.getMessage()}"))
         except Exception:
             self.handleError(record)
 
 
-def relay_warnings(queue: Queue, rank: int) -> None:
-    """distnlp's warnings and errors on this worker (e.g. a skipped corrupt checkpoint) reach the
-    driver, whose console shows them; the worker's own stderr is hidden with Ray's output."""
+def relay_logs(queue: Queue, rank: int) -> None:
+    """Send distnlp's log records on this worker to the driver, whose console shows them (the
+    worker's own stderr is hidden with the rest of Ray's output)."""
     logger = logging.getLogger("distnlp")
-    logger.handlers = [h for h in logger.handlers if not isinstance(h, _WarningRelay)]  # a restarted worker process
-    logger.addHandler(_WarningRelay(queue, rank))
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _LogRelay)]  # a reused worker process
+    logger.addHandler(_LogRelay(queue, rank))
+    if logger.getEffectiveLevel() > logging.INFO:  # a Ray worker's root logger passes WARNING and up only
+        logger.setLevel(logging.INFO)
 
 
 class DriverRelay:

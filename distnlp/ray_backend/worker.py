@@ -17,7 +17,7 @@ from ..training.run_identity import RunIdentity
 from ..training.settings import DistributedSettings
 from ..training.setup import setup_worker
 from .coordinator import RayCoordinator
-from .relay import RelayConsole, relay_warnings
+from .relay import RelayConsole, relay_logs
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -33,7 +33,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     queue = loop_config.get("console_queue")
     console = RelayConsole(queue) if queue is not None else None
     if queue is not None:
-        relay_warnings(queue, rank)
+        relay_logs(queue, rank)
     run_objective(config, loop_config.get("entry", "train"), env, worker=worker, coordinator=coordinator, identity=identity, console=console)
 
 
