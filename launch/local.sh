@@ -29,8 +29,11 @@ else
   workers="${DISTNLP_CPU_WORKERS:-2}"; use_gpu=false
 fi
 
+# Reuse a Ray only where something listens on the port: `ray status` against a closed port takes
+# about 40 s to give up, a quarter of the demo's run time; bash's /dev/tcp is refused at once.
+ray_running() { (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null && ray status --address "${ADDRESS}" >/dev/null 2>&1; }
 started=0
-if ! ray status --address "${ADDRESS}" >/dev/null 2>&1; then
+if ! ray_running; then
   echo "launch/local.sh: starting a local Ray on ${ADDRESS} (${workers} worker(s), GPU: ${use_gpu})" >&2
   cpus=$(( $(nproc) > workers ? $(nproc) : workers ))
   ray start --head --node-ip-address=127.0.0.1 --port="${PORT}" --num-cpus="${cpus}" \

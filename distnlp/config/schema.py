@@ -77,6 +77,7 @@ DISTRIBUTED_RAY = {
     "run_name": str,
     "storage_path": (str, type(None)),
     "max_failures": int,
+    "ray_log_level": (str, type(None)),
     "bucket_mb": NUMBER,
     "timeout_s": NUMBER,
     "connect_timeout_s": NUMBER,  # deadline of every connection attempt to Ray (driver.connect)

@@ -27,6 +27,7 @@ from ..data.doc import Doc
 from ..models.tok2vec import features_to
 from ..progress import progress_bar
 from ..training.batches import ResumableBatches
+from ..training.console import Console, TerminalConsole
 from ..training.engine import LoopState, SavePoint
 from ..training.env import WorkerEnv
 from ..training.optim import ParameterAverages
@@ -51,9 +52,10 @@ class MaskedBatch:
 class PretrainObjective:
     loss_names = [LOSS]
 
-    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv) -> None:
+    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, console: Console | None = None) -> None:
         pcfg = pretrain_section(config)
         self.config, self.settings, self.env = config, settings, env
+        self.console = (console or TerminalConsole()) if env.is_rank_zero else None  # under Ray: relayed to the driver
         self.device = torch.device(env.device)
         self.model, self.where = build_pretrain_model(config)
         self.dropout = float(settings.dropout or 0.0)
@@ -169,5 +171,5 @@ class PretrainObjective:
                 "output_dir": str(self.output_dir), "stop_reason": stop_reason, "skipped_steps": state.skipped_steps}
 
     def _say(self, text: str) -> None:
-        if self.env.is_rank_zero:
-            print(text, flush=True)
+        if self.console is not None:
+            self.console.print(text)

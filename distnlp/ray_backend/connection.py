@@ -68,7 +68,8 @@ class _NoThreadWarning(logging.Filter):
 
 def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str, fix: str) -> Any:
     """Run `fn` (a ray.init call) in a daemon thread; raise DistnlpError naming `what` if it
-    fails, or if it has not returned after `timeout_s` seconds (the thread is abandoned)."""
+    fails, or if it has not returned after `timeout_s` seconds (the thread is abandoned). After a
+    success the thread stays parked: processes it started must outlive it (see `attempt`)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # as ray.init does
     result: dict[str, Any] = {}
@@ -79,8 +80,14 @@ def run_with_deadline(fn: Callable[[], Any], timeout_s: float, what: str, fix: s
             result["value"] = fn()
         except BaseException as exc:  # reported in the caller's thread
             result["error"] = exc
-        finally:
             done.set()
+            return
+        done.set()
+        # Ray starts a private Ray's GCS and raylet with PR_SET_PDEATHSIG, which Linux ties to the
+        # *thread* that started them: were this thread to end, they would be killed at once (and the
+        # run would fail a minute later with "Failed to connect to GCS"). So it stays, idle, for
+        # the life of the process (a daemon thread: it never holds up the exit).
+        threading.Event().wait()
 
     ray_log = logging.getLogger("ray._private.worker")
     quiet = _NoThreadWarning()

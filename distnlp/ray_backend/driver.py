@@ -14,9 +14,12 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from ..config.paths import absolute_paths
 from ..errors import ConfigError, DistnlpError
+from ..training.console import TerminalConsole
 from ..training.loop import loop_settings
 from ..training.run_identity import prepare_output_dir
 from ..training.settings import DistributedSettings
+from .logging_setup import RayLogging
+from .relay import DriverRelay, FailureNotice
 from .worker import train_loop_per_worker
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ def connect(dist_cfg: dict[str, Any]) -> None:
 
     if ray.is_initialized():
         return
+    quiet = RayLogging.from_settings(DistributedSettings.from_config({"distributed": dist_cfg}))
     address = dist_cfg.get("address") or os.environ.get("RAY_ADDRESS")
     timeout_s = float(dist_cfg.get("connect_timeout_s") or 120)
     if address:
@@ -41,7 +45,7 @@ def connect(dist_cfg: dict[str, Any]) -> None:
         fix = ("check that it is running and reachable from here (`ray status --address ...`), or unset "
                "distributed.address and RAY_ADDRESS to train on a private local Ray")
         probe(address, timeout_s, fix)
-        run_with_deadline(lambda: ray.init(address=address, log_to_driver=True), timeout_s, what, fix)
+        run_with_deadline(lambda: ray.init(address=address, **quiet.init_kwargs()), timeout_s, what, fix)
     else:
         # A private local Ray for this run, on loopback only: its ports (GCS, object manager,
         # workers) are reachable from this machine alone.
@@ -50,7 +54,7 @@ def connect(dist_cfg: dict[str, Any]) -> None:
         with loopback_only():
             run_with_deadline(
                 lambda: ray.init(address="local", num_cpus=dist_cfg.get("num_cpus"), include_dashboard=False,
-                                 log_to_driver=True, _node_ip_address="127.0.0.1"),
+                                 _node_ip_address="127.0.0.1", **quiet.init_kwargs()),
                 timeout_s, "a private local Ray", fix,
             )
 
@@ -90,6 +94,7 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
     if gpu:
         resources.setdefault("GPU", 1)
     code = config.get("code")
+    relay = DriverRelay(TerminalConsole())
     loop_config = {
         "config": config,
         "entry": entry,
@@ -98,6 +103,7 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
         "code_source": Path(code).read_text() if code else None,
         "run_dir": run_dir,
         "identity": identity.as_dict(),
+        "console_queue": relay.queue,
     }
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -109,15 +115,18 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=dist.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=max(1, settings.checkpoints_to_keep)),
+            callbacks=[FailureNotice(relay.queue, dist.max_failures)],
         ),
     )
-    log.info("training on Ray: %d %s worker(s), storage %s, run %s", num_workers, "GPU" if gpu else "CPU", run_dir, identity.run_id)
+    print(f"ray: {num_workers} {'GPU' if gpu else 'CPU'} worker(s); Ray run directory {run_dir}", flush=True)
+    log.debug("run id %s", identity.run_id)
     try:
-        result = trainer.fit()
+        with relay:  # rank 0's table and progress, shown here (relay.py)
+            result = trainer.fit()
     except Exception as exc:  # Ray wraps worker errors; show the user the cause, not Ray's stack
         raise DistnlpError(f"distributed {entry} failed: {_root_cause(exc)}") from exc
     metrics = dict(result.metrics or {})
-    print(f"ray: finished; last committed checkpoint {result.checkpoint.path if result.checkpoint else None}; metrics {metrics}")
+    log.debug("ray: last committed checkpoint %s; metrics %s", result.checkpoint.path if result.checkpoint else None, metrics)
     return {"metrics": metrics, "checkpoint": result.checkpoint.path if result.checkpoint else None, "output_dir": str(output_dir)}
 
 

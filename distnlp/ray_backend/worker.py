@@ -17,6 +17,7 @@ from ..training.run_identity import RunIdentity
 from ..training.settings import DistributedSettings
 from ..training.setup import setup_worker
 from .coordinator import RayCoordinator
+from .relay import RelayConsole, relay_logs
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -29,7 +30,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     worker = setup_worker(env, DistributedSettings.from_config(config), cpus_per_worker=int(loop_config["cpus_per_worker"]))
     identity = RunIdentity.from_dict(loop_config["identity"])
     coordinator = RayCoordinator(rank=rank, world_size=world_size, gather=worker.gather, identity=identity, run_dir=loop_config.get("run_dir"))
-    run_objective(config, loop_config.get("entry", "train"), env, worker=worker, coordinator=coordinator, identity=identity)
+    queue = loop_config.get("console_queue")
+    console = RelayConsole(queue) if queue is not None else None
+    if queue is not None:
+        relay_logs(queue, rank)
+    run_objective(config, loop_config.get("entry", "train"), env, worker=worker, coordinator=coordinator, identity=identity, console=console)
 
 
 def _import_user_code(config: dict[str, Any], source: str | None) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .console import Console
+
 
 class TrainingLogger:
     def __init__(
@@ -17,10 +19,12 @@ class TrainingLogger:
         *,
         stream: TextIO | None = None,
         enabled: bool = True,
+        console: Console | None = None,
     ) -> None:
         self.components = list(components)
         self.score_names = list(score_names)
         self.stream = stream or sys.stdout
+        self.console = console  # when set, lines go there instead of `stream` (a Ray replica relays them)
         self.enabled = enabled
         self.metrics = open(metrics_path, "a", encoding="utf8") if (metrics_path and enabled) else None
         self._header_done = False
@@ -36,7 +40,11 @@ class TrainingLogger:
         return "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, self.widths)))
 
     def print(self, text: str) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        if self.console is not None:
+            self.console.print(text)
+        else:
             print(text, file=self.stream, flush=True)
 
     def header(self) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .. import registry
+from .console import Console
 from .coordinator import FailureInjection, FileCoordinator
 from .engine import run_loop
 from .env import WorkerEnv
@@ -63,8 +64,10 @@ def run_objective(
     coordinator: Any = None,
     identity: RunIdentity | None = None,
     make_reducer: Callable[[nn.Module], Reducer] | None = None,
+    console: Console | None = None,
 ) -> dict[str, Any]:
-    """Train (entry="train") or pretrain (entry="pretrain") on this replica; returns a summary."""
+    """Train (entry="train") or pretrain (entry="pretrain") on this replica; returns a summary.
+    `console`: where rank 0's table and progress go (default: this process's terminal)."""
     env = env or (worker.env if worker else WorkerEnv())
     settings = loop_settings(config, entry)
     registry.import_code(config.get("code"))
@@ -75,7 +78,7 @@ def run_objective(
 
     # Every rank builds the same initial weights from the same seed; dropout and masks differ.
     seed_everything(settings.seed)
-    objective = _build_objective(config, entry, settings, env)
+    objective = _build_objective(config, entry, settings, env, console)
     seed_everything(settings.seed + 1000 * env.rank)
     objective.model.to(worker.device)
     reducer = make_reducer(objective.model) if make_reducer is not None else worker.make_reducer(objective.model)
@@ -86,12 +89,12 @@ def run_objective(
     return run_loop(objective, settings, env, reducer=reducer, coordinator=coordinator, failure=failure)
 
 
-def _build_objective(config: Mapping[str, Any], entry: str, settings: LoopSettings, env: WorkerEnv) -> Any:
+def _build_objective(config: Mapping[str, Any], entry: str, settings: LoopSettings, env: WorkerEnv, console: Console | None) -> Any:
     if entry == "pretrain":
         from ..pretrain.objective import PretrainObjective
 
-        return PretrainObjective(config, settings, env)
-    return PipelineObjective(config, settings, env, build_pipeline(config))
+        return PretrainObjective(config, settings, env, console)
+    return PipelineObjective(config, settings, env, build_pipeline(config), console)
 
 
 def run_worker(config: Mapping[str, Any], env: WorkerEnv | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..pipeline.pipeline import Batch, Pipeline
 from ..scoring import combine_score
 from .batches import ResumableBatches
+from .console import Console, Progress, TerminalConsole, progress_or_silent
 from .curves import redraw_run_curves
 from .engine import LoopState, SavePoint
 from .env import WorkerEnv
@@ -89,9 +90,11 @@ class PipelineLosses:
 
 
 class PipelineObjective(PipelineLosses):
-    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, nlp: Pipeline) -> None:
+    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, nlp: Pipeline, console: Console | None = None) -> None:
         super().__init__(nlp)
         self.config, self.settings, self.env = config, settings, env
+        # Only rank 0 talks to the user; under Ray its console relays to the driver.
+        self.console = (console or TerminalConsole()) if env.is_rank_zero else None
         self.device = torch.device(env.device)
         tcfg = config["training"]
         corpus = CorpusSettings.from_config(config)
@@ -106,7 +109,8 @@ class PipelineObjective(PipelineLosses):
         self.draw_curves = bool(tcfg.get("curves", True))
         self.logger: TrainingLogger | None = None
         self._losses = {name: 0.0 for name in self.loss_names}
-        self._words, self._t0, self._progress = 0, time.perf_counter(), None
+        self._words, self._t0 = 0, time.perf_counter()
+        self._progress: Progress | None = None
         self._last: dict[str, Any] = {}
 
     # --- data ----------------------------------------------------------------------------------
@@ -119,21 +123,21 @@ class PipelineObjective(PipelineLosses):
         if zero:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / "config.json").write_text(json.dumps(self.config, indent=2))
-        self.logger = TrainingLogger(self.loss_names, list(self.weights), self.output_dir / "metrics.jsonl", enabled=zero)
+        self.logger = TrainingLogger(self.loss_names, list(self.weights), self.output_dir / "metrics.jsonl", enabled=zero, console=self.console)
         nlp = self.model
         self.logger.print(f"pipeline: {', '.join(nlp.pipe_names)} | device: {self.device} | replicas: {self.env.world_size} "
                           f"| parameters: {sum(p.numel() for p in nlp.parameters()):,}")
         if resumed:
             self.logger.print(f"resumed from the checkpoint of step {state.step}")
         nlp.set_dropout(self.settings.dropout)
-        self._progress = _progress(self.env, self.settings.eval_frequency)
+        self._progress = progress_or_silent(self.console, self.settings.eval_frequency)
 
     def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
         for name in self.loss_names:
             self._losses[name] += result.losses[name]
         self._words += result.words
         if self._progress is not None:
-            self._progress.update(1)
+            self._progress.update(1, result.words)
         if state.step % self.settings.log_every == 0 and self.logger is not None:
             timing = {"data": data_time, "compute": result.time_compute, "reduce": result.time_reduce, "update": result.time_update}
             self.logger.write_json({"event": "step", "step": state.step, "epoch": state.epoch, "losses": result.losses, "lr": lr,
@@ -159,7 +163,7 @@ class PipelineObjective(PipelineLosses):
         self._last = {"step": state.step, "score": score, "scores": scores, "best": best}
         self._losses = {name: 0.0 for name in self.loss_names}
         self._words, self._t0 = 0, time.perf_counter()
-        self._progress = _progress(self.env, self.settings.eval_frequency)
+        self._progress = progress_or_silent(self.console, self.settings.eval_frequency)
         return score
 
     def save(self, state: LoopState, point: SavePoint, averages: ParameterAverages | None) -> None:
@@ -231,13 +235,3 @@ def save_pipeline(nlp: Pipeline, averages: ParameterAverages | None, path: Path,
     finally:
         if averages is not None:
             averages.swap()
-
-
-def _progress(env: WorkerEnv, total: int) -> Any:
-    if not env.is_rank_zero:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, leave=False, desc="train", unit="step", disable=None)

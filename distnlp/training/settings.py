@@ -88,13 +88,20 @@ class DistributedSettings:
     connect_timeout_s: float = 120.0
     fail_at_step: int | None = None
     fail_in_checkpoint: bool = False
+    ray_log_level: str | None = None  # Ray's own messages: null = hidden (shown with --verbose)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "DistributedSettings":
         settings = _read(cls, config.get("distributed") or {}, "distributed")
+        if settings.ray_log_level is not None and str(settings.ray_log_level).lower() not in RAY_LOG_LEVELS:
+            raise ConfigError("distributed.ray_log_level", f"unknown level {settings.ray_log_level!r}",
+                              f"use one of {', '.join(RAY_LOG_LEVELS)}, or null (error; info with --verbose)")
         if settings.num_workers < 1:
             raise ConfigError("distributed.num_workers", f"must be >= 1, got {settings.num_workers}", "e.g. distributed.num_workers=2")
         return settings
+
+
+RAY_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 @dataclass(frozen=True)

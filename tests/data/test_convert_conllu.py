@@ -163,20 +163,38 @@ def test_cli_summary_errors_and_exit_codes(tmp_path: Path, capsys: pytest.Captur
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "meta.json" in proc.stderr
 
 
-def test_demo_corpus_reconverts_to_identical_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _same_corpus(made: Path, shipped: Path, counts: tuple[int, int, int]) -> None:
+    meta = json.loads((made / "meta.json").read_text())
+    c = meta["counts"]
+    assert (c["docs"], c["sentences"], c["words"]) == counts
+    assert meta == json.loads((shipped / "meta.json").read_text())
+    for shard in meta["shards"]:
+        assert (made / shard["file"]).read_bytes() == (shipped / shard["file"]).read_bytes()
+
+
+DEMO_COUNTS = {"train": (540, 12_544, 204_577), "dev": (106, 651, 8304)}
+
+
+def test_demo_dev_reconverts_to_identical_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(DEMO)  # the shipped meta.json names its sources relative to demo_data/
-    for split, counts in [("train", (40, 548, 8247)), ("dev", (15, 162, 3054))]:
-        out = tmp_path / split
-        assert _convert(f"demo-{split}.conllu", str(out), "--ner", f"demo-{split}.iob2") == 0
-        meta = json.loads((out / "meta.json").read_text())
-        shipped = json.loads((DEMO / split / "meta.json").read_text())
-        c = meta["counts"]
-        assert (c["docs"], c["sentences"], c["words"]) == counts
-        assert meta == shipped
-        for shard in meta["shards"]:
-            assert (out / shard["file"]).read_bytes() == (DEMO / split / shard["file"]).read_bytes()
-    size = sum(p.stat().st_size for p in DEMO.glob("*/*") if p.is_file())
-    assert size < 300_000
+    assert _convert("demo-dev.conllu", str(tmp_path / "dev"), "--ner", "demo-dev.iob2") == 0
+    _same_corpus(tmp_path / "dev", DEMO / "dev", DEMO_COUNTS["dev"])
+    # small enough to ship: the train text is not shipped, only its shards (README.md there)
+    size = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert size < 4_000_000
+
+
+def test_demo_corpus_is_remade_by_its_recipe(tmp_path: Path) -> None:
+    if not (SHARED / "ud-english-ewt" / "en_ewt-ud-train.conllu").exists():
+        pytest.skip("shared EWT data not found")
+    script = DEMO / "make_demo_corpus.py"
+    proc = subprocess.run([sys.executable, str(script), str(SHARED / "ud-english-ewt"), str(SHARED / "uner-english-ewt"), str(tmp_path)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(DEMO.parents[1])})
+    assert proc.returncode == 0, proc.stderr
+    for split in ("train", "dev"):
+        _same_corpus(tmp_path / split, DEMO / split, DEMO_COUNTS[split])
+    for name in ("demo-dev.conllu", "demo-dev.iob2"):
+        assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes()
 
 
 needs_ewt = pytest.mark.skipif(

@@ -164,11 +164,13 @@ def _compare_with_one_process(config: dict[str, Any], distributed: dict[str, tor
     for name, value in single.items():
         if exact and name.startswith("param."):
             assert value.dtype == torch.float64, name  # the model really ran in float64
-        # float noise only: the sums run in another order (2 ranks x 2 sub-batches vs 1 batch)
+        # float noise only: the sums run in another order (2 ranks x 2 sub-batches vs 1 batch). In
+        # float32 a moment near zero, where summed gradients cancel, can be off by a few 1e-6 of the
+        # tensor's largest (seen with the EWT-wide demo labels); the defects this test is for are >= 1e-3.
         if exact:
             atol, rtol = (1e-10 if name.startswith("param.") else 1e-10 * float(value.abs().max()) + 1e-30), 1e-7
         else:
-            atol, rtol = (1e-5 if name.startswith("param.") else 1e-6 * float(value.abs().max()) + 1e-12), 1e-3
+            atol, rtol = (1e-5 if name.startswith("param.") else 1e-5 * float(value.abs().max()) + 1e-12), 1e-3
         torch.testing.assert_close(distributed[name], value, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
     moved = sum(int(not torch.equal(single[f"param.{k}"], v)) for k, v in initial.items())
     assert moved > len(initial) // 2  # the comparison is about trained weights, not initial ones

@@ -26,7 +26,7 @@ SMALL = [
 
 
 def _texts() -> list[str]:
-    path = DEMO_DATA / "demo-train.conllu"
+    path = DEMO_DATA / "demo-dev.conllu"  # the shipped CoNLL-U text (train is shipped as shards only)
     return [l[len("# text = "):].rstrip("\n") for l in path.read_text(encoding="utf8").splitlines() if l.startswith("# text = ")]
 
 

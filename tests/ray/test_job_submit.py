@@ -68,6 +68,15 @@ def test_job_submit_end_to_end(tmp_path: Path, ray_cli: str) -> None:
         logs = subprocess.run([ray_cli, "job", "logs", "distnlp-e2e"], env=env, capture_output=True, text=True, timeout=120)
         assert logs.returncode == 0, logs.stderr
         assert re.search(r"stopped after 6 steps", logs.stdout), logs.stdout[-2000:]
+        # the job's log reads like a local run: each table row once, none of Ray's chatter
+        from tests.ray.test_console_output import CHATTER, table_rows
+
+        for epoch, step in table_rows(out):
+            assert len(re.findall(rf"^{epoch}\s+{step}\s", logs.stdout, flags=re.M)) == 1, logs.stdout[-3000:]
+        # (less the lines of Ray's job tooling itself: `ray job logs`' server address, the job
+        # manager's "Runtime env is setting up", which no run can change)
+        run_lines = [line for line in logs.stdout.splitlines() if not re.search(r"\b(cli|job_manager)\.py:\d+ -- ", line)]
+        assert not [line for line in run_lines if CHATTER.search(line)], logs.stdout[-3000:]
 
         import distnlp
 
@@ -88,5 +97,10 @@ def test_launch_local_script(tmp_path: Path, ray_cli: str) -> None:
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (out / "model-best" / "model.safetensors").exists()
+    from tests.ray.test_console_output import CHATTER, table_rows
+
+    for epoch, step in table_rows(out):
+        assert len(re.findall(rf"^{epoch}\s+{step}\s", run.stdout, flags=re.M)) == 1, run.stdout[-3000:]
+    assert not [line for line in (run.stdout + run.stderr).splitlines() if CHATTER.search(line)], run.stdout[-3000:] + run.stderr[-3000:]
     status = subprocess.run([ray_cli, "status", "--address", f"127.0.0.1:{env['DISTNLP_RAY_PORT']}"], env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode != 0  # the Ray it started was stopped again

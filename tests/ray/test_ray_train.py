@@ -49,13 +49,19 @@ def _step_losses(out: Path) -> dict[int, dict[str, float]]:
     return losses
 
 
-def test_killed_worker_restarts_from_committed_checkpoint(local_ray: Any, tmp_path: Path) -> None:
+def test_killed_worker_restarts_from_committed_checkpoint(local_ray: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from distnlp.ray_backend.driver import train_on_ray
 
     straight = train_on_ray(_config(tmp_path / "a", "training.max_steps=32"))
     assert straight["metrics"]["step"] == 32
+    capsys.readouterr()
     failed = train_on_ray(_config(tmp_path / "b", "distributed.fail_at_step=12"))
     assert failed["metrics"]["step"] == 24
+    # The driver shows the failure and the restart, one line each, naming the worker that died.
+    shown = capsys.readouterr().out.splitlines()
+    failure = [line for line in shown if line.startswith("ray: worker")]
+    assert len(failure) == 1 and failure[0].startswith("ray: worker 1 died") and "restart 1 of 1" in failure[0], shown
+    assert sum(line == "resumed from the checkpoint of step 8" for line in shown) == 1, shown
     assert json.loads((Path(failed["checkpoint"]) / "manifest.json").read_text())["step"] == 24
     log = (tmp_path / "b" / "metrics.jsonl").read_text()
     steps = [json.loads(l)["step"] for l in log.splitlines() if '"event": "step"' in l]
