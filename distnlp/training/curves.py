@@ -50,12 +50,14 @@ def draw_curves(runs: Mapping[str, RunMetrics], target: str | Path) -> Path:
 
 def _run_panels(run: RunMetrics) -> list[Panel]:
     loss_records = run.steps or run.evals
-    losses = [(name, _series(loss_records, lambda r, n=name: r.get("losses", {}).get(n))) for name in run.loss_names()]
+    # Per word where the record says how many words the step had: a loss sum follows the batch
+    # size (one 5,000-word EWT doc batched alone spiked the curve), a loss per word does not.
+    losses = [(name, _series(loss_records, lambda r, n=name: _per_word(r, r.get("losses", {}).get(n)))) for name in run.loss_names()]
     losses = losses or [("loss", _series(loss_records, lambda r: r.get("loss")))]  # pretraining logs one loss
     scores = [(name, _series(run.evals, lambda r, n=name: _percent(r.get("scores", {}).get(n)))) for name in run.score_names()]
     scores.append(("score", _series(run.evals, lambda r: _percent(r.get("score")))))
     return [
-        ("loss per head" + (" (per step)" if run.steps else " (per evaluation interval)"), losses),
+        ("loss per head" + (" (per word, logged steps)" if run.steps else " (per evaluation interval)"), losses),
         ("dev scores (%)", scores),
         ("words/s", [("words/s", _series(run.evals, lambda r: r.get("words_per_second")))]),
         ("learn rate", [("lr", _series(run.steps, lambda r: r.get("lr")))]),
@@ -94,6 +96,11 @@ def _series(records: Sequence[dict[str, Any]], value: Callable[[dict[str, Any]],
 
 def _percent(value: Any) -> float | None:
     return 100 * value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _per_word(record: dict[str, Any], loss: float | None) -> float | None:
+    words = record.get("words") if record.get("event") == "step" else None
+    return loss / words if loss is not None and words else loss
 
 
 def _total_loss(record: dict[str, Any]) -> float | None:
