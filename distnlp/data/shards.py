@@ -274,15 +274,20 @@ class Piece:
 
 def rank_pieces(ordered: Sequence[Unit], rank: int, world_size: int) -> list[Piece]:
     """The pieces of `ordered` (an epoch's unit order) that belong to this rank, in order."""
-    total = sum(u.rows for u in ordered)
+    return split_pieces([Piece(u, 0, u.rows) for u in ordered], rank, world_size)
+
+
+def split_pieces(plan: Sequence[Piece], rank: int, world_size: int) -> list[Piece]:
+    """This rank's contiguous slice of `plan` (an epoch's rows in order), sizes within one row."""
+    total = sum(len(p) for p in plan)
     lo, hi = rank_span(total, rank, world_size)
     pieces: list[Piece] = []
     offset = 0
-    for u in ordered:
-        a, b = max(lo, offset), min(hi, offset + u.rows)
+    for p in plan:
+        a, b = max(lo, offset), min(hi, offset + len(p))
         if a < b:
-            pieces.append(Piece(u, a - offset, b - offset))
-        offset += u.rows
+            pieces.append(Piece(p.unit, p.start + a - offset, p.start + b - offset))
+        offset += len(p)
         if offset >= hi:
             break
     return pieces

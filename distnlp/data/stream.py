@@ -24,7 +24,8 @@ from ..registry import readers
 from .cursor import CursorStream
 from .doc import Doc
 from .schema import CORPUS_SCHEMA
-from .shards import REBUILD, CorpusInfo, Piece, epoch_pieces, open_corpus, row_order
+from .elastic import plan_from_json, plan_to_json, share
+from .shards import REBUILD, CorpusInfo, Piece, open_corpus, row_order
 
 # Columns a Doc is built from ("text" is derived from words + spaces, so it is never read).
 DOC_COLUMNS = ("doc_id", "words", "spaces", "sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ents", "cats", "ents_missing")
@@ -231,6 +232,9 @@ class DocStream(CursorStream):
         self.skipped = 0  # docs outside [min_length, max_length] since this stream was made
         self._pieces_key: tuple[int, int] | None = None
         self._pieces: list[Piece] = []
+        # An elastic resume's plan for one epoch: what is left of it, split for this world size
+        # (data/elastic.py); None = the epoch's own order.
+        self._plan: tuple[int, list[Piece]] | None = None
 
     # --- plan --------------------------------------------------------------------------------
     def pieces(self, epoch: int | None = None) -> list[Piece]:
@@ -238,9 +242,26 @@ class DocStream(CursorStream):
         epoch = self.epoch if epoch is None else epoch
         key = (epoch, len(self.info.units))
         if self._pieces_key != key:
-            self._pieces = epoch_pieces(self.info.units, self.seed, epoch, self.shuffle, self.rank, self.world_size)
+            plan = self._plan[1] if self._plan is not None and self._plan[0] == epoch else None
+            self._pieces = share(self.info, seed=self.seed, epoch=epoch, shuffle=self.shuffle, rank=self.rank,
+                                 world_size=self.world_size, plan=plan)
             self._pieces_key = key
         return self._pieces
+
+    # --- cursor --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self._plan is not None:
+            # Kept after its epoch too: a batcher's pending doc can put the saved cursor back
+            # into the plan's epoch after the stream itself moved on (training/batches.py).
+            state["plan"] = {"epoch": self._plan[0], "pieces": plan_to_json(self._plan[1])}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        plan = state.get("plan")
+        self._plan = None if plan is None else (int(plan["epoch"]), plan_from_json(self.info, plan["pieces"]))
+        self._pieces_key = None
 
     def __len__(self) -> int:
         """Rows (docs before length filtering) in this rank's share of one epoch."""

@@ -131,6 +131,19 @@ class ResumableBatches:
         self.size_index = int(state.get("size_index", self.batches_emitted))
         self._start()
 
+    def load_resplit(self, states: list[dict[str, Any]]) -> None:
+        """Continue a checkpoint of len(states) replicas on this stream's world size (elastic
+        resume, data/elastic.py): this rank takes its share of what the epoch has left."""
+        from ..data.elastic import resplit
+        from ..errors import CheckpointError
+
+        info = getattr(self.stream, "info", None)
+        if info is None:
+            raise CheckpointError(f"this data stream ({type(self.stream).__name__}) cannot continue on a different number "
+                                  f"of replicas ({len(states)} saved); resume with distributed.num_workers={len(states)}")
+        mine = resplit(info, states, int(self.stream.world_size), shuffle=bool(self.stream.shuffle))[int(self.stream.rank)]
+        self.load_state_dict(mine)
+
     def restart(self) -> None:
         """Re-read from the earliest pending doc with a fresh batcher (called at checkpoints)."""
         self.load_state_dict(self.state_dict())

@@ -85,6 +85,13 @@ def restore_rank_state(state: Mapping[str, Any], stream: Any) -> None:
         torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8))
 
 
+class _NoStream:
+    """Restores the random generators of a saved rank state without its data cursor."""
+
+    def load_state_dict(self, state: Any) -> None:
+        pass
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -156,10 +163,11 @@ def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimi
     if not is_complete(root):
         raise CheckpointError(f"{root}: incomplete checkpoint (no {MANIFEST}, or files missing or truncated); it was never committed: delete it to resume from an earlier one")
     manifest = json.loads((root / MANIFEST).read_text())
-    if int(manifest.get("world_size", world_size)) != world_size:
+    saved_world = int(manifest.get("world_size", world_size))
+    if saved_world != world_size and not hasattr(stream, "load_resplit"):
         raise CheckpointError(
-            f"{root}: written by {manifest['world_size']} replicas, resuming with {world_size}; "
-            f"resume with distributed.num_workers={manifest['world_size']} so every data cursor continues exactly"
+            f"{root}: written by {saved_world} replicas, resuming with {world_size}; "
+            f"resume with distributed.num_workers={saved_world} so every data cursor continues exactly"
         )
     try:
         state_dict = load_file(str(root / "model.safetensors"))
@@ -171,7 +179,13 @@ def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimi
         trainer = json.loads((root / "trainer.json").read_text())
         if averages is not None and (root / "averages.safetensors").exists():
             averages.load_state_dict({"num_updates": trainer.get("averages_num_updates", 0), "averages": load_file(str(root / "averages.safetensors"))})
-        restore_rank_state(json.loads((rank_dir(root, rank) / "state.json").read_text()), stream)
+        if saved_world == world_size:
+            restore_rank_state(json.loads((rank_dir(root, rank) / "state.json").read_text()), stream)
+        else:  # elastic: every saved cursor together says what the epoch has left; take this rank's share
+            saved = [json.loads((rank_dir(root, r) / "state.json").read_text()) for r in range(saved_world)]
+            stream.load_resplit([state["stream"] for state in saved])
+            if rank < saved_world:  # a new rank keeps the generators it was seeded with
+                restore_rank_state({**saved[rank], "stream": None}, _NoStream())
     except CheckpointError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:

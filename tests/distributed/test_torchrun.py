@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,63 @@ def test_torchrun_two_cpu_ranks(tmp_path: Path) -> None:
 
     nlp = distnlp.load(out / "model-last")
     assert [t.tag_ for t in nlp("The cat sat on the mat .")]
+
+
+LOGGED_BATCHER = """
+import json, os
+from distnlp.data.batching import configure_batch_by_words
+from distnlp.registry import batchers
+
+
+@batchers("test.logged_batch_by_words.v1")
+def logged(log_dir, **settings):
+    inner = configure_batch_by_words(**settings)
+
+    def batcher(docs, start=0):  # every doc a step trains on, with the epoch it was read in
+        path = os.path.join(log_dir, f"rank{os.environ.get('RANK', '0')}-{os.getpid()}.jsonl")
+        for batch in inner(docs, start=start):
+            with open(path, "a") as f:
+                f.writelines(json.dumps([d.user_data["_distnlp_cursor"][0], d.doc_id]) + "\\n" for d in batch)
+            yield batch
+    return batcher
+"""
+
+
+def _docs_used(log_dir: Path) -> dict[int, Counter]:
+    by_epoch: dict[int, Counter] = {}
+    for f in log_dir.glob("*.jsonl"):
+        for line in f.read_text().splitlines():
+            epoch, doc_id = json.loads(line)
+            by_epoch.setdefault(epoch, Counter())[doc_id] += 1
+    return by_epoch
+
+
+@pytest.mark.parametrize("resume_ranks", [1, 3])
+def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, resume_ranks: int) -> None:
+    """Elastic resume through the engine: 2 gloo ranks stop mid-epoch at a checkpoint and the run
+    continues on 1 or 3 ranks; every document of the epoch is trained on exactly once (a logging
+    batcher records each doc a step takes, with the epoch it was read in)."""
+    from distnlp.cli.compose import DEMO_DATA
+    from distnlp.data.stream import read_docs
+
+    out, logs = tmp_path / "run", tmp_path / "docs"
+    logs.mkdir()
+    (tmp_path / "logged.py").write_text(LOGGED_BATCHER)
+    common = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
+              "training.log_every=1", "training.max_eval_docs=2", "distributed.num_threads=1", "nlp.pipeline=[tagger,ner]",
+              f"code={tmp_path / 'logged.py'}", f"training.batcher._use_=test.logged_batch_by_words.v1", f"+training.batcher.log_dir={logs}",
+              "training.curves=false"]
+    env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
+    first = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *common, "training.max_steps=6"],
+                           capture_output=True, text=True, env={**env, "DISTNLP_CPU_WORKERS": "2"}, timeout=300)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    assert sum(_docs_used(logs)[0].values()) > 0
+    rest = ["training.resume=true", "training.max_steps=0", "training.max_epochs=1"]
+    second = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *common, *rest],
+                            capture_output=True, text=True, env={**env, "DISTNLP_CPU_WORKERS": str(resume_ranks)}, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    assert f"replicas: {resume_ranks}" in second.stdout
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
+    assert steps[:6] == [1, 2, 3, 4, 5, 6] and steps[6] == 7  # continued after step 6, not from the start
+    corpus = Counter(d.doc_id for d in read_docs(DEMO_DATA / "dev"))
+    assert _docs_used(logs)[0] == corpus  # epoch 0: none twice, none dropped

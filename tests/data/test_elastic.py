@@ -1,0 +1,148 @@
+"""Elastic resume at the data level: the cursors of N replicas, re-split for M, use every document
+of the epoch exactly once, whatever the batcher still held (pending docs) when they were saved."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from distnlp.cli.compose import DEMO_DATA
+from distnlp.data.convert import write_corpus
+from distnlp.data.stream import DocStream, read_docs
+from distnlp.errors import CheckpointError
+from distnlp.registry import resolve
+from distnlp.training.batches import ResumableBatches
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """106 docs in 11 row groups of 10 over 3 shards: shares and plans cut through row groups."""
+    docs = list(read_docs(DEMO_DATA / "dev"))
+    for i, d in enumerate(docs):
+        d.doc_id = f"doc{i}"
+    out = tmp_path_factory.mktemp("elastic") / "corpus"
+    write_corpus(docs, out, shard_size=40, row_group_size=10, fmt="test")
+    return out
+
+
+def _replicas(corpus: Path, world: int, infinite: bool = False) -> list[ResumableBatches]:
+    # a compounding size with tolerance: the batcher holds docs back, so some are pending at a save
+    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": {"_use_": "distnlp.compounding.v1", "start": 60, "stop": 400,
+                                                                         "compound": 1.1}, "tolerance": 0.4})
+    return [ResumableBatches(DocStream(corpus, rank=r, world_size=world, seed=SEED, infinite=infinite), batcher) for r in range(world)]
+
+
+def _take(replica: ResumableBatches, n: int | None) -> list[str]:
+    seen: list[str] = []
+    taken = 0
+    while n is None or taken < n:
+        batch = replica.take()
+        if not batch:
+            break
+        seen += [d.doc_id for d in batch]
+        taken += 1
+    return seen
+
+
+def _save(replicas: list[ResumableBatches]) -> list[dict]:
+    return [json.loads(json.dumps(r.state_dict())) for r in replicas]  # through JSON, as a checkpoint
+
+
+def _resume(corpus: Path, states: list[dict], world: int, infinite: bool = False) -> list[ResumableBatches]:
+    replicas = _replicas(corpus, world, infinite)
+    for r in replicas:
+        r.load_resplit(states)
+    return replicas
+
+
+@pytest.mark.parametrize(("old", "new"), [(2, 1), (2, 3), (1, 2), (3, 2)])
+def test_resized_resume_uses_every_document_of_the_epoch_once(corpus: Path, old: int, new: int) -> None:
+    everything = Counter(d.doc_id for d in read_docs(corpus))
+    first = _replicas(corpus, old)
+    seen = Counter()
+    for rank, replica in enumerate(first):
+        seen.update(_take(replica, 2 + 3 * rank))  # ranks at different places, batcher buffers full
+    assert 0 < sum(seen.values()) < len(everything)
+    second = _resume(corpus, _save(first), new)
+    rest = [_take(r, None) for r in second]
+    seen.update(doc for part in rest for doc in part)
+    assert seen == everything  # each document exactly once: none twice, none dropped
+    sizes = [len(p) for p in rest]
+    assert max(sizes) - min(sizes) <= 12  # the leftover is split evenly (docs, give or take a batch's pending docs)
+    assert all(r.epoch == 1 and r.exhausted for r in second)  # the epoch is over on every new replica
+
+
+def test_two_resizes_in_one_epoch(corpus: Path) -> None:
+    everything = Counter(d.doc_id for d in read_docs(corpus))
+    seen = Counter()
+    first = _replicas(corpus, 2)
+    for replica in first:
+        seen.update(_take(replica, 2))
+    second = _resume(corpus, _save(first), 3)  # the saved plan travels on
+    for replica in second:
+        seen.update(_take(replica, 1))
+    third = _resume(corpus, _save(second), 1)
+    seen.update(_take(third[0], None))
+    assert seen == everything
+
+
+def test_a_resize_at_an_epoch_boundary_starts_the_next_epoch_in_full(corpus: Path) -> None:
+    first = _replicas(corpus, 2)
+    for replica in first:
+        _take(replica, None)  # the whole epoch
+    second = _resume(corpus, _save(first), 3)
+    assert all(r.epoch == 1 for r in second)
+    nxt = Counter(doc for r in second for doc in _take(r, None))
+    assert nxt == Counter(d.doc_id for d in read_docs(corpus))
+
+
+def test_same_world_size_resume_is_unchanged(corpus: Path) -> None:
+    """Re-splitting for the same N is also exact (the engine restores plain cursors then)."""
+    everything = Counter(d.doc_id for d in read_docs(corpus))
+    first = _replicas(corpus, 2)
+    seen = Counter()
+    for replica in first:
+        seen.update(_take(replica, 3))
+    second = _resume(corpus, _save(first), 2)
+    seen.update(doc for r in second for doc in _take(r, None))
+    assert seen == everything
+
+
+def test_cursors_an_epoch_apart_are_refused(corpus: Path) -> None:
+    first = _replicas(corpus, 2)
+    states = _save(first)
+    states[1]["stream"]["epoch"] = 2
+    with pytest.raises(CheckpointError, match="same number of replicas"):
+        _resume(corpus, states, 1)
+
+
+def test_a_checkpoint_after_the_stream_left_the_resized_epoch_keeps_its_plan(corpus: Path) -> None:
+    """Streams that run on into the next epoch (as training's do): a batcher still holds docs of
+    the resized epoch when the stream has moved on, so the saved cursor goes back into that
+    epoch and the plan must still be in it (a restart is what every checkpoint does)."""
+    everything = Counter(d.doc_id for d in read_docs(corpus))
+    first = _replicas(corpus, 2, infinite=True)
+    seen: Counter = Counter()
+
+    def take_epoch0(replica: ResumableBatches) -> None:
+        seen.update(d.doc_id for d in next(replica) if d.user_data["_distnlp_cursor"][0] == 0)
+
+    for replica in first:
+        for _ in range(2):
+            take_epoch0(replica)
+    second = _resume(corpus, _save(first), 3, infinite=True)
+    crossed = 0
+    for replica in second:
+        while replica.stream.epoch == 0:
+            take_epoch0(replica)
+        crossed += any(cursor[0] == 0 for cursor in replica._pending)  # docs of epoch 0 still in the batcher
+        replica.restart()
+    assert crossed  # the case this test is about happened
+    for replica in second:
+        while replica.stream.epoch < 2:
+            take_epoch0(replica)
+    assert seen == everything
