@@ -107,7 +107,7 @@ def test_component_score_equals_distnlp_scorer_on_imperfect_predictions(model_di
         p = copy.deepcopy(g)
         p.tags = [t if i % 3 else "XX" for i, t in enumerate(g.tags)]
         p.pos = [t if i % 5 else "X" for i, t in enumerate(g.pos)]
-        p.lemmas = [t if i % 4 else t.upper() + "_" for i, t in enumerate(g.lemmas)]
+        p.lemmas = [t if i % 4 or t is None else t.upper() + "_" for i, t in enumerate(g.lemmas)]  # None: no gold lemma
         p.morphs = [m if i % 6 else "Foo=Bar" for i, m in enumerate(g.morphs)]
         p.heads = [h if i % 4 or h is None else (i + 1) % len(g) for i, h in enumerate(g.heads)]
         p.deps = [d if i % 7 else "dep" for i, d in enumerate(g.deps)]
