@@ -3,7 +3,6 @@ for row and byte for byte, as one process; a job killed under Ray resumes on one
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,6 @@ from tests.annotate.fixtures import _one_thread, inputs, tiny_model  # noqa: F40
 pytestmark = pytest.mark.ray
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every port on 127.0.0.1
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # private: never a cluster left running
-    yield
-    ray.shutdown()
 
 
 def _annotate(model: Path, inputs: dict[str, Path], out: Path, *overrides: str) -> dict[str, Any]:  # noqa: F811
