@@ -54,17 +54,11 @@ LABEL_CHUNK = 4096  # tokens label-scored at once at inference
 def length_groups(lens: np.ndarray, budget: int) -> list[list[int]]:
     """Sentence ids sorted by length, cut into groups whose padded arc tensor
     (count x longest x (longest + 1)) stays within `budget` (a longer sentence is a group alone)."""
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for s in np.argsort(lens, kind="stable").tolist():
-        T = int(lens[s])
-        if current and (len(current) + 1) * T * (T + 1) > budget:
-            groups.append(current)
-            current = []
-        current.append(s)
-    if current:
-        groups.append(current)
-    return groups
+    # pipe's padded-size batching, with a sentence's cost T * (T + 1) standing for its length
+    from ..pipeline.budget import budgeted_batches
+
+    costs = [int(n) * (int(n) + 1) for n in lens]
+    return budgeted_batches(costs, max_words=max(budget, 1), max_docs=max(len(costs), 1))
 
 
 def distance_buckets(T: int, device: torch.device | None = None) -> Tensor:
