@@ -76,6 +76,11 @@ def write_rank_states(root: Path, states: list[dict[str, Any]]) -> None:
 
 def restore_rank_state(state: Mapping[str, Any], stream: Any) -> None:
     stream.load_state_dict(state["stream"])
+    restore_generators(state)
+
+
+def restore_generators(state: Mapping[str, Any]) -> None:
+    """The Python, NumPy, torch (and CUDA) random generators of a saved rank state."""
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     npv = state["numpy"]
@@ -83,13 +88,6 @@ def restore_rank_state(state: Mapping[str, Any], stream: Any) -> None:
     torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8))
-
-
-class _NoStream:
-    """Restores the random generators of a saved rank state without its data cursor."""
-
-    def load_state_dict(self, state: Any) -> None:
-        pass
 
 
 def file_sha256(path: Path) -> str:
@@ -185,7 +183,7 @@ def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimi
             saved = [json.loads((rank_dir(root, r) / "state.json").read_text()) for r in range(saved_world)]
             stream.load_resplit([state["stream"] for state in saved])
             if rank < saved_world:  # a new rank keeps the generators it was seeded with
-                restore_rank_state({**saved[rank], "stream": None}, _NoStream())
+                restore_generators(saved[rank])
     except CheckpointError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
