@@ -67,6 +67,7 @@ DISTRIBUTED_SINGLE = {
     "num_threads": int,
     "fail_at_step": (int, type(None)),
     "fail_in_checkpoint": bool,
+    "keep_global_batch": bool,
 }
 
 DISTRIBUTED_RAY = {

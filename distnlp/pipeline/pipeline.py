@@ -48,13 +48,15 @@ class Batch:
     shared: Any = None
     private: dict[str, Any] = field(default_factory=dict)
     targets: dict[str, Any] = field(default_factory=dict)
+    generators: Any = None  # a hosted data rank's torch generators (training/virtual_ranks.py); None: the process's
 
     @property
     def num_words(self) -> int:
         return sum(self.lengths)
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.docs, self.lengths, to_device(self.shared, device), to_device(self.private, device), to_device(self.targets, device))
+        return Batch(self.docs, self.lengths, to_device(self.shared, device), to_device(self.private, device), to_device(self.targets, device),
+                     self.generators)
 
 
 class Pipeline(nn.Module):

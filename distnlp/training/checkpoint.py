@@ -54,6 +54,9 @@ def rank_state(stream: Any) -> dict[str, Any]:
     Gathered to rank 0, which writes the whole checkpoint (so it also works where ranks share
     no filesystem, as under Ray, where only rank 0's directory is persisted).
     """
+    hosted = getattr(stream, "hosted_states", lambda: None)()
+    if hosted is not None:  # several data ranks on this replica (training/virtual_ranks.py)
+        return {"hosted": {str(v): state for v, state in hosted.items()}}
     py_state = random.getstate()
     np_state = np.random.get_state()
     state: dict[str, Any] = {
@@ -65,6 +68,17 @@ def rank_state(stream: Any) -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state().tolist()
     return state
+
+
+def by_data_rank(gathered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every replica's `rank_state`, as one state per data rank (a replica hosting several data
+    ranks gave a {"hosted": {rank: state}} entry); a checkpoint has one rank directory each."""
+    if not any("hosted" in g for g in gathered):
+        return gathered
+    states: dict[int, dict[str, Any]] = {}
+    for replica, g in enumerate(gathered):
+        states.update({int(v): s for v, s in g["hosted"].items()} if "hosted" in g else {replica: g})
+    return [states[v] for v in range(len(states))]
 
 
 def write_rank_states(root: Path, states: list[dict[str, Any]]) -> None:
@@ -162,7 +176,8 @@ def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimi
         raise CheckpointError(f"{root}: incomplete checkpoint (no {MANIFEST}, or files missing or truncated); it was never committed: delete it to resume from an earlier one")
     manifest = json.loads((root / MANIFEST).read_text())
     saved_world = int(manifest.get("world_size", world_size))
-    if saved_world != world_size and not hasattr(stream, "load_resplit"):
+    keep_batch = saved_world != world_size and bool(getattr(stream, "keep_global_batch", False)) and hasattr(stream, "load_hosted")
+    if saved_world != world_size and not keep_batch and not hasattr(stream, "load_resplit"):
         raise CheckpointError(
             f"{root}: written by {saved_world} replicas, resuming with {world_size}; "
             f"resume with distributed.num_workers={saved_world} so every data cursor continues exactly"
@@ -179,9 +194,12 @@ def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimi
             averages.load_state_dict({"num_updates": trainer.get("averages_num_updates", 0), "averages": load_file(str(root / "averages.safetensors"))})
         if saved_world == world_size:
             restore_rank_state(json.loads((rank_dir(root, rank) / "state.json").read_text()), stream)
-        else:  # elastic: every saved cursor together says what the epoch has left; take this rank's share
+        else:
             saved = [json.loads((rank_dir(root, r) / "state.json").read_text()) for r in range(saved_world)]
-            stream.load_resplit([state["stream"] for state in saved])
+            if keep_batch:  # the saved data ranks continue as they were, hosted by fewer/more replicas
+                stream.load_hosted(saved)
+            else:  # elastic: every saved cursor together says what the epoch has left; take this rank's share
+                stream.load_resplit([state["stream"] for state in saved])
             if rank < saved_world:  # a new rank keeps the generators it was seeded with
                 restore_generators(saved[rank])
     except CheckpointError:

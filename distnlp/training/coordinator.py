@@ -49,12 +49,15 @@ class FailureInjection:
 
 def write_checkpoint(root: Path, *, step: int, world_size: int, identity: RunIdentity | None, nlp: Any, optimizer: Any, averages: Any,
                      states: list[Any], state: dict[str, Any], before_commit: Callable[[], None] | None = None) -> None:
-    """Rank 0: everything of one checkpoint into `root` (manifest last)."""
+    """Rank 0: everything of one checkpoint into `root` (manifest last). `world_size` counts
+    replicas; the manifest's world_size counts data ranks (the rank directories), which differ
+    only when a replica hosts several (distributed.keep_global_batch)."""
     ckpt.save_shared(root, nlp=nlp, optimizer=optimizer, averages=averages, state=state)
+    states = ckpt.by_data_rank(states)
     ckpt.write_rank_states(root, states)
     if before_commit is not None:
         before_commit()
-    info = {"step": step, "world_size": world_size, **({"run_id": identity.run_id, "config_hash": identity.config_hash} if identity else {})}
+    info = {"step": step, "world_size": len(states), "replicas": world_size, **({"run_id": identity.run_id, "config_hash": identity.config_hash} if identity else {})}
     ckpt.write_manifest(root, info)
 
 

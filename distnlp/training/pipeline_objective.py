@@ -24,8 +24,9 @@ from .env import WorkerEnv
 from .labels import pipeline_labels
 from .logger import TrainingLogger
 from .optim import ParameterAverages
-from .settings import CorpusSettings, LoopSettings
+from .settings import CorpusSettings, DistributedSettings, LoopSettings
 from .step import Reducer, StepResult
+from .virtual_ranks import DataRanks, data_rank_generators, split_hosted
 
 
 def load_vectors(config: Mapping[str, Any]) -> Any:
@@ -83,7 +84,8 @@ class PipelineLosses:
         return [float(self.model.components[name].count(sub_batch.targets[name])) for name in self.loss_names]
 
     def losses(self, sub_batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        return {name: loss_sum for name, (loss_sum, _) in self.model.losses(sub_batch, step).items()}
+        with data_rank_generators(sub_batch.generators):  # dropout draws from the sub-batch's data rank
+            return {name: loss_sum for name, (loss_sum, _) in self.model.losses(sub_batch, step).items()}
 
     def words(self, sub_batch: Batch) -> int:
         return sub_batch.num_words
@@ -98,11 +100,17 @@ class PipelineObjective(PipelineLosses):
         self.device = torch.device(env.device)
         tcfg = config["training"]
         corpus = CorpusSettings.from_config(config)
-        stream = DocStream(
-            corpus.required("train"), rank=env.rank, world_size=env.world_size, seed=settings.seed,
-            shuffle=corpus.shuffle, infinite=True, min_length=corpus.min_length, max_length=corpus.max_length, label="corpus.train",
-        )
-        self.batches = ResumableBatches(stream, registry.resolve(tcfg["batcher"], "training.batcher"))
+        batcher = registry.resolve(tcfg["batcher"], "training.batcher")
+
+        def make_batches(rank: int, world_size: int) -> ResumableBatches:
+            stream = DocStream(
+                corpus.required("train"), rank=rank, world_size=world_size, seed=settings.seed,
+                shuffle=corpus.shuffle, infinite=True, min_length=corpus.min_length, max_length=corpus.max_length, label="corpus.train",
+            )
+            return ResumableBatches(stream, batcher)
+
+        keep = DistributedSettings.from_config(config).keep_global_batch
+        self.batches = DataRanks(make_batches, env.rank, env.world_size, keep_global_batch=keep)
         self.weights = score_weights(config, nlp)
         self.dev_docs = _dev_docs(corpus.dev, env, int(tcfg.get("max_eval_docs", 0) or 0))
         self.output_dir = Path(settings.output_dir)
@@ -115,7 +123,12 @@ class PipelineObjective(PipelineLosses):
 
     # --- data ----------------------------------------------------------------------------------
     def prepare(self, docs: list[Doc], parts: int) -> list[Batch]:
-        return [self.model.featurize(chunk).to(self.device) for chunk in split_docs(docs, parts)]
+        subs = []
+        for generators, chunk in split_hosted(docs, parts, split_docs):
+            sub = self.model.featurize(chunk).to(self.device)
+            sub.generators = generators
+            subs.append(sub)
+        return subs
 
     # --- the run -------------------------------------------------------------------------------
     def start(self, state: LoopState, *, resumed: bool, averages: ParameterAverages | None) -> None:

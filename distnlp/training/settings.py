@@ -88,6 +88,7 @@ class DistributedSettings:
     connect_timeout_s: float = 120.0
     fail_at_step: int | None = None
     fail_in_checkpoint: bool = False
+    keep_global_batch: bool = False  # resumed on another number of replicas: keep the old global batch (training/virtual_ranks.py)
     ray_log_level: str | None = None  # Ray's own messages: null = hidden (shown with --verbose)
 
     @classmethod

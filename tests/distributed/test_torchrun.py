@@ -94,3 +94,45 @@ def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, resum
     assert steps[:6] == [1, 2, 3, 4, 5, 6] and steps[6] == 7  # continued after step 6, not from the start
     corpus = Counter(d.doc_id for d in read_docs(DEMO_DATA / "dev"))
     assert _docs_used(logs)[0] == corpus  # epoch 0: none twice, none dropped
+
+
+def _step_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
+
+
+def test_keep_global_batch_continues_the_two_rank_run_on_one(tmp_path: Path) -> None:
+    """distributed.keep_global_batch: a run checkpointed on 2 ranks continues on 1, which hosts
+    both data ranks (their batches, cursors and dropout generators) and accumulates them; it
+    trains exactly as the uninterrupted 2-rank run: the same global words and losses per step and
+    the same final weights, to float tolerance. (Without it the epoch's rest is re-split for one
+    rank and every later batch differs.)"""
+    from safetensors.torch import load_file
+
+    from distnlp.cli.compose import DEMO_DATA
+
+    def run(out: Path, ranks: int, *extra: str) -> str:
+        args = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
+                "training.log_every=1", "training.max_eval_docs=4", "distributed.num_threads=1", "nlp.pipeline=[tagger,ner]",
+                "training.dropout=0.2", "training.curves=false", *extra]
+        env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}", "DISTNLP_CPU_WORKERS": str(ranks)}
+        done = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *args], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return done.stdout
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run(whole, 2, "training.max_steps=12")
+    run(cut, 2, "training.max_steps=6")
+    stdout = run(cut, 1, "training.max_steps=12", "training.resume=true", "distributed.keep_global_batch=true")
+    assert "replicas: 1" in stdout
+    manifest = json.loads((cut / "checkpoints" / "step-00000012" / "manifest.json").read_text())
+    assert (manifest["world_size"], manifest["replicas"]) == (2, 1)  # two data ranks, one replica
+    expected, got = _step_log(whole), _step_log(cut)
+    assert [s["step"] for s in got] == list(range(1, 13))
+    for a, b in zip(expected[6:], got[6:]):
+        assert a["words"] == b["words"], (a["step"], a["words"], b["words"])  # the same global batch
+        for name, value in a["losses"].items():
+            assert abs(b["losses"][name] - value) <= 1e-4 * max(1.0, abs(value)), (a["step"], name, value, b["losses"][name])
+    w_whole = load_file(str(whole / "checkpoints" / "step-00000012" / "model.safetensors"))
+    w_cut = load_file(str(cut / "checkpoints" / "step-00000012" / "model.safetensors"))
+    worst = max(float((w_whole[k] - w_cut[k]).abs().max()) for k in w_whole)
+    assert worst < 1e-5, worst
