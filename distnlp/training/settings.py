@@ -133,13 +133,13 @@ class CorpusSettings:
             self.required("train")
         return entries
 
-    def dev_sets(self) -> list[tuple[str | None, str]]:
-        """(corpus name, dev path) to evaluate on: the corpora's own dev sets (scored per corpus
-        and combined), else corpus.dev alone (name None: combined only)."""
-        own = [(e.name, e.dev) for e in train_entries(self.train) if e.dev]
+    def dev_sets(self) -> list[tuple[str | None, str, str]]:
+        """(corpus name, dev path, its config key) to evaluate on: the corpora's own dev sets
+        (scored per corpus and combined), else corpus.dev alone (name None: combined only)."""
+        own = [(e.name, e.dev, f"corpus.train[{i}].dev") for i, e in enumerate(train_entries(self.train)) if e.dev]
         if own:
             return own
-        return [(None, str(self.dev))] if self.dev else []
+        return [(None, str(self.dev), "corpus.dev")] if self.dev else []
 
     def required(self, split: str) -> str:
         value = getattr(self, split)
