@@ -1,12 +1,14 @@
 """Several corpora as one training stream: this rank's share of each, interleaved by weight.
 
 Each corpus is its own infinite `DocStream` (this rank's disjoint, shuffled share, epoch after
-epoch on its own). Which corpus the k-th draw of an epoch comes from is a smooth weighted round
-robin: the corpus i with the largest `(k + 1) * p_i - drawn_i` (ties: the first listed), where
-`drawn_i` counts its draws so far this epoch. No RNG: after k draws every corpus has had its
-share to within one doc, every window of draws follows the weights, and the whole schedule is a
+epoch on its own). Which corpus the k-th draw comes from is a smooth weighted round robin: the
+corpus i with the largest `(k + 1) * p_i - drawn_i` (ties: the first listed), where `drawn_i`
+counts its draws since the run began. No RNG: after k draws every corpus has had its share to
+within a doc or so, every window of draws follows the weights, and the whole schedule is a
 function of the weights and k alone, the same on every rank and for every seed (the seed still
-shuffles each corpus). The state is small integers, so a checkpoint restores it exactly.
+shuffles each corpus). The state is small integers, so a checkpoint restores it exactly. The
+counts run on across epochs: restarting them at each epoch would round every corpus's share
+per epoch, a bias that adds up.
 
 An epoch of the mixture is as many draws as this rank's shares hold rows together (MaChAmp's
 convention): a small corpus with a large weight is read several times over, a large one with a
@@ -39,9 +41,9 @@ def mixture_probabilities(weights: Sequence[float | None], docs: Sequence[int], 
     return [r / total for r in raw]
 
 
-def next_corpus(position: int, probabilities: Sequence[float], drawn: Sequence[int]) -> int:
-    """The corpus of draw number `position` (0-based) of the epoch, given the draws so far."""
-    k = position + 1
+def next_corpus(draws: int, probabilities: Sequence[float], drawn: Sequence[int]) -> int:
+    """The corpus of the next draw, after `draws` draws of which `drawn[i]` came from corpus i."""
+    k = draws + 1
     best, best_credit = 0, float("-inf")
     for i, (p, n) in enumerate(zip(probabilities, drawn)):
         credit = k * p - n
@@ -67,7 +69,7 @@ class MixtureStream(CursorStream):
         self.infinite = bool(infinite)
         self.shuffle = first.shuffle
         self.epoch, self.position = 0, 0
-        self.drawn = [0] * len(self.streams)
+        self.drawn = [0] * len(self.streams)  # draws per corpus since the run began
         for stream, label in zip(self.streams, self.labels):
             if len(stream) == 0:
                 raise CorpusError(label, f"rank {self.rank} of {self.world_size} gets no document of this corpus",
@@ -82,10 +84,6 @@ class MixtureStream(CursorStream):
     def __len__(self) -> int:
         """Draws in one epoch: the rows of this rank's shares of every corpus together."""
         return self._epoch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        self.drawn = [0] * len(self.streams)
 
     # --- cursor --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -119,7 +117,7 @@ class MixtureStream(CursorStream):
     def _rest_of_epoch(self) -> Iterator[Doc]:
         epoch = self.epoch
         while self.epoch == epoch and self._epoch_size:
-            i = next_corpus(self.position, self.probabilities, self.drawn)
+            i = next_corpus(sum(self.drawn), self.probabilities, self.drawn)
             doc = self._next_doc(i)
             # Move the cursor before handing the doc out (data/cursor.py).
             self.drawn[i] += 1
