@@ -14,7 +14,6 @@ import torch
 
 from distnlp.cli.compose import DEMO_DATA, compose_config
 from distnlp.cli.main import main
-from distnlp.data.mixture import CORPUS_KEY
 from distnlp.data.stream import read_docs
 from distnlp.pipeline.pipeline import Pipeline
 from distnlp.training.labels import pipeline_labels
