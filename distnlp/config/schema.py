@@ -19,7 +19,8 @@ INITIALIZE = {"vectors": (str, dict, type(None)), "init_tok2vec": (str, type(Non
 ENCODER_COMMON: dict[str, Any] = {"factory": str, "width": int, "model": REF}
 
 CORPUS = {
-    "train": (str, type(None)),
+    "train": (str, list, type(None)),  # one path, or a list of corpora (config/corpora.py checks the entries)
+    "temperature": NUMBER,  # several corpora without weights: p_i ~ docs_i ** temperature
     "dev": (str, type(None)),
     "raw_text": (str, type(None)),
     "shuffle": bool,

@@ -12,6 +12,7 @@ from typing import Any
 from .. import registry
 from ..errors import ConfigError, did_you_mean
 from . import schema
+from .corpora import check_corpus_section
 
 SHARED_EMBEDDING = "encoder"
 
@@ -21,6 +22,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _check_mapping(config, schema.TOP_LEVEL, "")
     _check_encoder(config.get("encoder"))
     _check_components(config)
+    if isinstance(config.get("corpus"), Mapping):
+        check_corpus_section(config["corpus"])
     dist = config.get("distributed")
     if isinstance(dist, Mapping):
         backend = dist.get("backend", "single")

@@ -2,10 +2,13 @@
 
 A batcher (batch_by_words, a user's) holds docs it has read but not yet emitted (its batch and
 overflow buffers), so the stream's cursor alone would skip them on resume. This wrapper tags
-each doc with the stream cursor it was read at. Its state is the cursor of the earliest doc
-still pending plus the cursors of docs after it that were already emitted. At every checkpoint
-the batcher session restarts from that state — in an uninterrupted run too — so a resumed run
-sees exactly the batches the uninterrupted one sees.
+each doc with the stream cursor it was read at, and keeps, for each pending doc, the stream's
+whole state from just before reading it. Its state is that of the earliest doc still pending
+plus the cursors of docs after it that were already emitted. Keeping the whole state (not just
+the cursor) lets a stream with more inside than (epoch, position), such as several corpora
+interleaved (data/mixture.py), go back to where it was; cursors must increase along a stream.
+At every checkpoint the batcher session restarts from that state — in an uninterrupted run too —
+so a resumed run sees exactly the batches the uninterrupted one sees.
 
 The state also holds where the batch-size schedule is: the size after the one that formed the
 last batch emitted (distnlp's batchers say which, `SizedBatch.size_index`; an oversize doc
@@ -76,15 +79,16 @@ class ResumableBatches:
         before = self.stream.state_dict()
         for doc in self.stream:
             cursor = (int(before["epoch"]), int(before["position"]))
-            before = self.stream.state_dict()
+            state, before = before, self.stream.state_dict()
             if cursor in self._skip:
                 continue  # emitted before the last checkpoint, re-read because an earlier doc was pending
             doc.user_data[_TAG] = cursor
-            self._pending[cursor] = None
+            self._pending[cursor] = state
             yield doc
 
     def _start(self) -> None:
-        self._pending: dict[Cursor, None] = {}  # insertion-ordered: read order
+        # cursor -> the stream's state just before reading that doc; insertion-ordered: read order
+        self._pending: dict[Cursor, dict[str, Any]] = {}
         self._emitted_after: set[Cursor] = set()
         self._num_batches = 0
         docs = self._tagged()
@@ -114,12 +118,12 @@ class ResumableBatches:
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        stream_state = dict(self.stream.state_dict())
         if self._pending:
-            first = next(iter(self._pending))
-            stream_state.update(epoch=first[0], position=first[1])
+            first, before = next(iter(self._pending.items()))
+            stream_state = dict(before)  # for a DocStream: today's state with the cursor moved back
             emitted = sorted(c for c in self._emitted_after | self._skip if c > first)
         else:
+            stream_state = dict(self.stream.state_dict())
             emitted = []
         return {"stream": stream_state, "skip": [list(c) for c in emitted], "batches_emitted": self.batches_emitted,
                 "size_index": self.size_index}

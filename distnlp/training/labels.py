@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -28,17 +28,22 @@ def read_meta(path: str) -> dict[str, Any]:
         raise CorpusError(meta_path, f"corrupt meta.json ({exc})", "re-run distnlp convert") from None
 
 
-def pipeline_labels(config: Mapping[str, Any], train_path: str) -> dict[str, list[str]]:
-    """component name -> labels. A component whose column the corpus lacks gets [] (left out)."""
-    meta = read_meta(train_path)
-    inventories: dict[str, list[str]] = dict(meta.get("labels", {}))
+def pipeline_labels(config: Mapping[str, Any], train_paths: str | Sequence[str]) -> dict[str, list[str]]:
+    """component name -> labels. A component whose column no training corpus has gets [] (left
+    out). With several corpora each inventory is their union, in first-seen order over the
+    corpora as listed (one corpus: its own order), so every rank agrees on the label ids."""
+    paths = [train_paths] if isinstance(train_paths, str) else list(train_paths)
+    metas = [read_meta(p) for p in paths]
+    inventories = union_labels([m.get("labels", {}) for m in metas])
     out: dict[str, list[str]] = {}
     for name, settings in (config.get("components") or {}).items():
         cls = component_class(settings.get("factory", ""), f"components.{name}.factory")
         if cls.factory == "morphologizer" and "morphologizer" not in inventories and inventories.get("pos"):
-            inventories["morphologizer"] = morph_labels(train_path)
-        if cls.factory == "lemmatizer" and (meta.get("annotated") or {}).get("lemmas", 1):  # 0: no lemma to read
-            inventories = {**inventories, "lemmatizer": lemma_tree_labels(train_path, int(settings.get("min_tree_freq", 3)))}
+            inventories["morphologizer"] = morph_labels(paths)
+        if cls.factory == "lemmatizer":
+            with_lemmas = [p for p, m in zip(paths, metas) if (m.get("annotated") or {}).get("lemmas", 1)]  # 0: no lemma to read
+            if with_lemmas:
+                inventories = {**inventories, "lemmatizer": lemma_tree_labels(with_lemmas, int(settings.get("min_tree_freq", 3)))}
         labels = cls.labels_from_meta(settings, inventories)
         if not labels:
             log.info("%s: the training corpus has no labels for it; left out of the pipeline", name)
@@ -46,21 +51,34 @@ def pipeline_labels(config: Mapping[str, Any], train_path: str) -> dict[str, lis
     return out
 
 
-def morph_labels(path: str) -> list[str]:
+def union_labels(inventories: Sequence[Mapping[str, list[str]]]) -> dict[str, list[str]]:
+    """Each column's labels over several meta.json inventories, first-seen order."""
+    out: dict[str, list[str]] = {}
+    for inventory in inventories:
+        for column, labels in inventory.items():
+            seen = out.setdefault(column, [])
+            seen.extend(label for label in labels if label not in seen)
+    return out
+
+
+def morph_labels(paths: str | Sequence[str]) -> list[str]:
     """POS+features label set, read from the pos and morphs columns only (cheap)."""
     seen: set[str] = set()
-    for doc in read_docs(path, columns=["words", "spaces", "pos", "morphs"], label="corpus.train"):
-        if doc.pos is not None and doc.morphs is not None:
-            seen.update(label for label in (join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)) if label is not None)
+    for path in [paths] if isinstance(paths, str) else paths:
+        for doc in read_docs(path, columns=["words", "spaces", "pos", "morphs"], label="corpus.train"):
+            if doc.pos is not None and doc.morphs is not None:
+                seen.update(label for label in (join_morph(p, m) for p, m in zip(doc.pos, doc.morphs)) if label is not None)
     return sorted(seen)
 
 
-def lemma_tree_labels(path: str, min_tree_freq: int) -> list[str]:
+def lemma_tree_labels(paths: str | Sequence[str], min_tree_freq: int) -> list[str]:
     """The lemmatizer's labels: edit trees (form -> lemma) seen at least `min_tree_freq` times in
-    the training corpus (spaCy's min_tree_freq), read from the words and lemmas columns only.
-    The same corpus gives the same list on every rank, so replicas agree on the label ids."""
+    the training corpora together (spaCy's min_tree_freq; counts summed over corpora), read from
+    the words and lemmas columns only. The same corpora give the same list on every rank, so
+    replicas agree on the label ids."""
     pairs = (
         (form, lemma)
+        for path in ([paths] if isinstance(paths, str) else paths)
         for doc in read_docs(path, columns=["words", "spaces", "lemmas"], label="corpus.train")
         if doc.lemmas is not None
         for form, lemma in zip(doc.words, doc.lemmas)

@@ -12,7 +12,8 @@ import torch
 
 from .. import registry
 from ..data.doc import Doc
-from ..data.stream import DocStream, read_docs
+from ..data.mixture import CORPUS_KEY, open_training_stream
+from ..data.stream import read_docs
 from ..errors import ConfigError
 from ..pipeline.pipeline import Batch, Pipeline
 from ..scoring import combine_score
@@ -50,11 +51,11 @@ def corpus_path(config: Mapping[str, Any], split: str) -> str:
 def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
     """A fresh pipeline for the config, labels from the training corpus."""
     registry.import_code(config.get("code"))
-    train_path = corpus_path(config, "train")
-    labels = pipeline_labels(config, train_path)
+    train_paths = [e.path for e in CorpusSettings.from_config(config).train_corpora()]
+    labels = pipeline_labels(config, train_paths)  # several corpora: the union of their labels
     nlp = Pipeline(config, labels, load_vectors(config))
     if not nlp.pipe_names:
-        raise ConfigError("nlp.pipeline", "no component has labels in the training corpus", f"check corpus.train ({train_path}) and the components' columns")
+        raise ConfigError("nlp.pipeline", "no component has labels in the training corpus", f"check corpus.train ({', '.join(train_paths)}) and the components' columns")
     init_tok2vec = (config.get("initialize") or {}).get("init_tok2vec")
     if init_tok2vec:
         from ..pretrain.weights import load_pretrained_tok2vec
@@ -103,16 +104,17 @@ class PipelineObjective(PipelineLosses):
         batcher = registry.resolve(tcfg["batcher"], "training.batcher")
 
         def make_batches(rank: int, world_size: int) -> ResumableBatches:
-            stream = DocStream(
-                corpus.required("train"), rank=rank, world_size=world_size, seed=settings.seed,
-                shuffle=corpus.shuffle, infinite=True, min_length=corpus.min_length, max_length=corpus.max_length, label="corpus.train",
+            # One corpus: its DocStream; several: their per-rank streams interleaved (data/mixture.py).
+            stream = open_training_stream(
+                corpus.train_corpora(), temperature=corpus.temperature, rank=rank, world_size=world_size, seed=settings.seed,
+                shuffle=corpus.shuffle, min_length=corpus.min_length, max_length=corpus.max_length,
             )
             return ResumableBatches(stream, batcher)
 
         keep = DistributedSettings.from_config(config).keep_global_batch
         self.batches = DataRanks(make_batches, env.rank, env.world_size, keep_global_batch=keep)
         self.weights = score_weights(config, nlp)
-        self.dev_docs = _dev_docs(corpus.dev, env, int(tcfg.get("max_eval_docs", 0) or 0))
+        self.dev_docs = _dev_docs(corpus.dev_sets(), env, int(tcfg.get("max_eval_docs", 0) or 0))
         self.output_dir = Path(settings.output_dir)
         self.draw_curves = bool(tcfg.get("curves", True))
         self.logger: TrainingLogger | None = None
@@ -210,29 +212,54 @@ def split_docs(docs: list[Doc], parts: int) -> list[list[Doc]]:
     return [docs[i : i + size] for i in range(0, len(docs), size)]
 
 
-def _dev_docs(path: str | None, env: WorkerEnv, limit: int) -> list[Doc]:
-    if not path:
-        return []
-    docs = list(read_docs(str(path), label="corpus.dev"))
-    if limit:
-        docs = docs[:limit]
+def _dev_docs(dev_sets: Sequence[tuple[str | None, str, str]], env: WorkerEnv, limit: int) -> list[Doc]:
+    """The dev docs of this rank; with several dev sets each doc is tagged with its corpus's
+    name (scored per corpus and combined) and `limit` applies to each set."""
+    docs: list[Doc] = []
+    for name, path, label in dev_sets:
+        these = list(read_docs(str(path), label=label))
+        if limit:
+            these = these[:limit]
+        if name is not None:
+            for doc in these:
+                doc.user_data[CORPUS_KEY] = name
+        docs.extend(these)
     # Each rank scores its own share; the counts are merged (see evaluate_on).
     return docs[env.rank :: env.world_size]
 
 
 def evaluate_on(nlp: Pipeline, docs: Sequence[Doc], averages: ParameterAverages | None, reducer: Reducer) -> dict[str, Any]:
+    """spaCy's scores over every dev doc (merged over ranks), and, when the docs come from several
+    named dev sets, each set's scores as `<name>/<score>` beside them."""
     from ..scoring import Scorer
 
     if averages is not None:
         averages.swap()
     try:
         preds = list(nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=256))
-        scorer = nlp.scorer()
-        scorer.update(list(docs), preds)
+        groups: dict[str, tuple[list[Doc], list[Doc]]] = {}
+        for gold, pred in zip(docs, preds):
+            golds, predicted = groups.setdefault(str(gold.user_data.get(CORPUS_KEY, "")), ([], []))
+            golds.append(gold)
+            predicted.append(pred)
+        states: dict[str, Any] = {}
+        for name, (golds, predicted) in groups.items():
+            scorer = nlp.scorer()
+            scorer.update(golds, predicted)
+            states[name] = scorer.state()
         gather = getattr(reducer, "gather_objects", None)
-        if gather is not None:
-            scorer = Scorer.merge(gather(scorer.state()))
-        return scorer.scores()
+        per_rank = gather(states) if gather is not None else [states]
+        names = sorted({name for rank_states in per_rank for name in rank_states})
+        by_name = {name: [s[name] for s in per_rank if name in s] for name in names}
+        every = [state for states_ in by_name.values() for state in states_]
+        scores = (Scorer.merge(every) if every else nlp.scorer()).scores()
+        if names != [""]:
+            for name in names:
+                if name:
+                    # only what this corpus annotates (no ewt/cats_score: None)
+                    scores.update({f"{name}/{key}": value for key, value in Scorer.merge(by_name[name]).scores().items()
+                                   if value is not None})
+        return scores
     finally:
         if averages is not None:
             averages.swap()

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.corpora import CorpusEntry, check_corpus_section, train_entries
 from ..errors import ConfigError
 
 NONFINITE_POLICIES = ("error", "skip")
@@ -110,19 +111,44 @@ class CorpusSettings:
     """`corpus.*`: the converted corpora and how the training stream reads them."""
 
     path: str = "corpus"
-    train: str | None = None
+    train: Any = field(default=None, metadata={"any": True})  # a path, or a list of corpora (config/corpora.py)
     dev: str | None = None
     raw_text: str | None = None
     shuffle: bool = True
     min_length: int = 0
     max_length: int = 0
+    # Several corpora without weights: p_i ~ n_i ** temperature, n_i = docs (MaChAmp's
+    # sampling_smoothing; its default 1.0 = proportional to size, 0 = uniform).
+    temperature: float = 1.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "CorpusSettings":
-        return _read(cls, config.get("corpus") or {}, "corpus")
+        node = config.get("corpus") or {}
+        check_corpus_section(node)  # first: a bad temperature is a one-line error, not float()'s
+        return _read(cls, node, "corpus")
+
+    def train_corpora(self) -> list[CorpusEntry]:
+        """The training corpora, in config order (one for a single path); an error when unset."""
+        entries = train_entries(self.train)
+        if not entries:
+            self.required("train")
+        return entries
+
+    def dev_sets(self) -> list[tuple[str | None, str, str]]:
+        """(corpus name, dev path, its config key) to evaluate on: the corpora's own dev sets
+        (scored per corpus and combined), else corpus.dev alone (name None: combined only)."""
+        own = [(e.name, e.dev, f"corpus.train[{i}].dev") for i, e in enumerate(train_entries(self.train)) if e.dev]
+        if own:
+            return own
+        return [(None, str(self.dev), "corpus.dev")] if self.dev else []
 
     def required(self, split: str) -> str:
         value = getattr(self, split)
+        if split == "train" and isinstance(value, (list, tuple)):
+            entries = train_entries(value)
+            if len(entries) > 1:
+                raise ConfigError("corpus.train", f"lists {len(entries)} corpora where one is read", "give one corpus directory here")
+            return entries[0].path
         if not value:
             hint = 'FILE (JSONL {"text": ...}, plain text lines, or a converted corpus directory)' if split == "raw_text" else "DIR (a directory written by distnlp convert)"
             raise ConfigError(f"corpus.{split}", "not set", f"set corpus.{split}={hint}")
