@@ -44,10 +44,6 @@ def load_vectors(config: Mapping[str, Any]) -> Any:
     return Vectors.from_disk(setting)
 
 
-def corpus_path(config: Mapping[str, Any], split: str) -> str:
-    return CorpusSettings.from_config(config).required(split)
-
-
 def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
     """A fresh pipeline for the config, labels from the training corpus."""
     registry.import_code(config.get("code"))
