@@ -98,8 +98,8 @@ class DriverRelay:
         # num_cpus=0: the queue must not take a CPU the workers are waiting for. On the driver's
         # node, as Ray Train puts its controller: a lost worker node must not take the queue with
         # it (the controller's FailureNotice would fail, and with it the run, instead of restarting).
-        # Soft: another node rather than none, should the driver's not take actors (Ray Client).
-        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        # Hard: a soft affinity sometimes put it on another node (seen on a loaded 2-node cluster).
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         self.queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         self._stop = threading.Event()
         self._bar: Progress | None = None
