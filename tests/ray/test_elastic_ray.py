@@ -17,6 +17,9 @@ import pytest
 
 pytestmark = pytest.mark.ray
 
+# Nodes on 127.0.0.1: Ray reads this once, on import (with Ray already imported by another test
+# module, the cluster takes the address that module's import chose, as local_ray's Ray does).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 
 EVAL_FREQUENCY = 4
@@ -55,7 +58,6 @@ def two_nodes() -> Iterator[tuple[Any, Any]]:
     """A head node and a second node with 1 CPU each: room for exactly 2 one-CPU workers."""
     from ray.cluster_utils import Cluster
 
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     second = cluster.add_node(num_cpus=1)
