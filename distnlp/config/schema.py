@@ -62,7 +62,7 @@ TRAINING = {
 
 DISTRIBUTED_SINGLE = {
     "backend": str,
-    "num_workers": int,
+    "num_workers": (int, str),  # N, or MIN..MAX with Ray (checked by DistributedSettings)
     "use_gpu": (bool, str),
     "device": str,
     "num_threads": int,

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import registry
 from ..errors import ConfigError, did_you_mean
+from ..training.settings import DistributedSettings
 from . import schema
 from .corpora import check_corpus_section
 
@@ -31,6 +32,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
         if backend not in specs:
             raise ConfigError("distributed.backend", f"unknown backend {backend!r}", "use distributed=single or distributed=ray")
         _check_mapping(dist, specs[backend], "distributed")
+        DistributedSettings.from_config(config)  # num_workers: N or MIN..MAX, and the rest of its checks
 
 
 def _check_encoder(encoder: Any) -> None:

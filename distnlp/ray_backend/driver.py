@@ -24,6 +24,10 @@ from .worker import train_loop_per_worker
 
 log = logging.getLogger(__name__)
 
+# How often a healthy elastic group checks for room to grow. Growing restarts the group from the
+# last committed checkpoint (the steps since are trained again), so not too often: Ray's default.
+RESIZE_MONITOR_INTERVAL_S = 60.0
+
 
 def connect(dist_cfg: dict[str, Any]) -> None:
     """Join the cluster at distributed.address (or RAY_ADDRESS), else start a private local Ray.
@@ -89,7 +93,6 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
         on_prepared()
     connect(dist_cfg)
     gpu = use_gpu(dist_cfg)
-    num_workers = dist.num_workers
     resources = dict(dist.resources_per_worker or {"CPU": 1})
     if gpu:
         resources.setdefault("GPU", 1)
@@ -109,7 +112,7 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
         train_loop_per_worker,
         train_loop_config=loop_config,
         torch_config=TorchConfig(timeout_s=int(dist.timeout_s)),
-        scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=gpu, resources_per_worker=resources),
+        scaling_config=scaling_config(dist, gpu, resources),
         run_config=ray.train.RunConfig(
             name=run_name,
             storage_path=storage,
@@ -118,7 +121,7 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
             callbacks=[FailureNotice(relay.queue, dist.max_failures)],
         ),
     )
-    print(f"ray: {num_workers} {'GPU' if gpu else 'CPU'} worker(s); Ray run directory {run_dir}", flush=True)
+    print(f"ray: {dist.num_workers} {'GPU' if gpu else 'CPU'} worker(s); Ray run directory {run_dir}", flush=True)
     log.debug("run id %s", identity.run_id)
     try:
         with relay:  # rank 0's table and progress, shown here (relay.py)
@@ -128,6 +131,17 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
     metrics = dict(result.metrics or {})
     log.debug("ray: last committed checkpoint %s; metrics %s", result.checkpoint.path if result.checkpoint else None, metrics)
     return {"metrics": metrics, "checkpoint": result.checkpoint.path if result.checkpoint else None, "output_dir": str(output_dir)}
+
+
+def scaling_config(dist: DistributedSettings, gpu: bool, resources: dict[str, Any]) -> ray.train.ScalingConfig:
+    """A fixed group of N workers, or with num_workers=MIN..MAX Ray Train's elastic scaling: after a
+    failure the group restarts with as many workers as the cluster holds then (at least MIN; it
+    waits for MIN), and a running group is restarted larger when capacity returns. Every restart
+    resumes from the last committed checkpoint, whose data cursors re-split over the new group."""
+    if not dist.elastic:
+        return ray.train.ScalingConfig(num_workers=dist.num_workers, use_gpu=gpu, resources_per_worker=resources)
+    return ray.train.ScalingConfig(num_workers=dist.workers, use_gpu=gpu, resources_per_worker=resources,
+                                   elastic_resize_monitor_interval_s=RESIZE_MONITOR_INTERVAL_S)
 
 
 def _inside(path: Path, parent: Path) -> bool:

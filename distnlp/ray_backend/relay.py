@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import ray
 from ray.train import UserCallback
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ray.util.queue import Empty, Queue
 
 from ..training.console import Console, Progress
@@ -93,8 +95,12 @@ class DriverRelay:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        # num_cpus=0: the queue must not take a CPU the workers are waiting for.
-        self.queue = Queue(actor_options={"num_cpus": 0})
+        # num_cpus=0: the queue must not take a CPU the workers are waiting for. On the driver's
+        # node, as Ray Train puts its controller: a lost worker node must not take the queue with
+        # it (the controller's FailureNotice would fail, and with it the run, instead of restarting).
+        # Hard: a soft affinity sometimes put it on another node (seen on a loaded 2-node cluster).
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        self.queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         self._stop = threading.Event()
         self._bar: Progress | None = None
         self._thread = threading.Thread(target=self._run, name="distnlp-relay", daemon=True)

@@ -74,7 +74,8 @@ class DistributedSettings:
 
     path: str = "distributed"
     backend: str = "single"
-    num_workers: int = 1
+    # An int, or "MIN..MAX" (Ray only): Ray Train's elastic scaling, see `workers`.
+    num_workers: int | str = field(default=1, metadata={"any": True})
     use_gpu: Any = field(default="auto", metadata={"any": True})  # auto | true | false
     device: str = "auto"
     num_threads: int = 0  # torch CPU threads per worker; 0 = the worker's CPU share
@@ -98,9 +99,50 @@ class DistributedSettings:
         if settings.ray_log_level is not None and str(settings.ray_log_level).lower() not in RAY_LOG_LEVELS:
             raise ConfigError("distributed.ray_log_level", f"unknown level {settings.ray_log_level!r}",
                               f"use one of {', '.join(RAY_LOG_LEVELS)}, or null (error; info with --verbose)")
-        if settings.num_workers < 1:
-            raise ConfigError("distributed.num_workers", f"must be >= 1, got {settings.num_workers}", "e.g. distributed.num_workers=2")
-        return settings
+        return dataclasses.replace(settings, num_workers=_num_workers(settings.num_workers, settings.backend))
+
+    @property
+    def elastic(self) -> bool:
+        return isinstance(self.num_workers, str)
+
+    @property
+    def min_workers(self) -> int:
+        return self.workers[0]
+
+    @property
+    def max_workers(self) -> int:
+        return self.workers[1]
+
+    @property
+    def workers(self) -> tuple[int, int]:
+        """(MIN, MAX) replicas; (N, N) for a fixed num_workers."""
+        if isinstance(self.num_workers, int):
+            return self.num_workers, self.num_workers
+        low, high = self.num_workers.split("..")
+        return int(low), int(high)
+
+
+def _num_workers(value: Any, backend: str) -> int | str:
+    """An int stays an int; "MIN..MAX" is checked and kept as text (its canonical form)."""
+    key = "distributed.num_workers"
+    if isinstance(value, str) and ".." in value:
+        low, _, high = (part.strip() for part in value.partition(".."))
+        if not (low.isdigit() and high.isdigit()):
+            raise ConfigError(key, f"expected N or MIN..MAX, got {value!r}", "e.g. distributed.num_workers=2 or distributed.num_workers=1..4")
+        if backend != "ray":
+            raise ConfigError(key, f"a range ({value}) needs Ray's elastic scaling", "use distributed=ray, or a fixed distributed.num_workers=N")
+        lo, hi = int(low), int(high)
+        if lo < 1:
+            raise ConfigError(key, f"MIN must be >= 1, got {value}", f"e.g. distributed.num_workers=1..{max(hi, 1)}")
+        if lo > hi:
+            raise ConfigError(key, f"MIN must be <= MAX, got {value}", f"e.g. distributed.num_workers={hi}..{lo}")
+        return lo if lo == hi else f"{lo}..{hi}"
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise ConfigError(key, f"expected N or MIN..MAX, got {value!r}", "e.g. distributed.num_workers=2 or distributed.num_workers=1..4")
+    number = _as_int(value, key)
+    if number < 1:
+        raise ConfigError(key, f"must be >= 1, got {number}", "e.g. distributed.num_workers=2")
+    return number
 
 
 RAY_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
