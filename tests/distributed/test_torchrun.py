@@ -100,7 +100,8 @@ def _step_log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
 
 
-def test_keep_global_batch_continues_the_two_rank_run_on_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("corpora", [1, 2])
+def test_keep_global_batch_continues_the_two_rank_run_on_one(tmp_path: Path, corpora: int) -> None:
     """distributed.keep_global_batch: a run checkpointed on 2 ranks continues on 1, which hosts
     both data ranks (their batches, cursors and dropout generators) and accumulates them; it
     trains exactly as the uninterrupted 2-rank run: the same global words and losses per step and
@@ -110,8 +111,12 @@ def test_keep_global_batch_continues_the_two_rank_run_on_one(tmp_path: Path) -> 
 
     from distnlp.cli.compose import DEMO_DATA
 
+    # Two corpora (data/mixture.py) cannot re-split for another number of replicas; hosted, they go on.
+    train = (f"corpus.train={DEMO_DATA / 'dev'}" if corpora == 1 else
+             f"corpus.train=[{{name: a, path: {DEMO_DATA / 'dev'}}}, {{name: b, path: {DEMO_DATA / 'train'}}}]")
+
     def run(out: Path, ranks: int, *extra: str) -> str:
-        args = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
+        args = [f"training.output_dir={out}", "encoder.width=16", train, f"corpus.dev={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
                 "training.log_every=1", "training.max_eval_docs=4", "distributed.num_threads=1", "nlp.pipeline=[tagger,ner]",
                 "training.dropout=0.2", "training.curves=false", *extra]
         env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}", "DISTNLP_CPU_WORKERS": str(ranks)}
