@@ -139,12 +139,15 @@ def _run_torchrun_rank(config: dict[str, Any], entry: str, output_dir: str) -> d
     env = WorkerEnv(rank=denv.rank, world_size=denv.world_size, local_rank=denv.local_rank, device=device)
     if env.is_rank_zero:
         print(f"torchrun: {env.world_size} ranks on {device.split(':')[0]}", flush=True)
-    from ..distributed.process_group import destroy_process_group
+    from ..distributed.process_group import barrier, destroy_process_group
 
     try:
         summary = run_objective(config, entry, env)  # rank 0 claims output_dir; every rank gets the run identity
         if env.is_rank_zero:
             write_config_yaml(config, output_dir)
+        # Every rank leaves together: one tearing gloo down while another still saves aborted
+        # the early one now and then ("terminate called without an active exception").
+        barrier()
     finally:
         # Tear the group down before the interpreter exits: gloo threads left running abort it.
         destroy_process_group()

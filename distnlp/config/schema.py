@@ -24,6 +24,7 @@ CORPUS = {
     "dev": (str, type(None)),
     "raw_text": (str, type(None)),
     "shuffle": bool,
+    "shuffle_words": int,
     "min_length": int,
     "max_length": int,
 }

@@ -41,6 +41,11 @@ def init_process_group(env: DistEnv, device: torch.device, timeout_s: float = 60
     )
 
 
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def destroy_process_group() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

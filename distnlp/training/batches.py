@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..data.doc import Doc
+from ..data.shuffle_window import shuffled_windows
 
 Cursor = tuple[int, int]
 
@@ -44,9 +45,12 @@ def accepts_start(batcher: Callable[..., Any]) -> bool:
 
 
 class ResumableBatches:
-    def __init__(self, stream: Any, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]]) -> None:
+    def __init__(self, stream: Any, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]], *, shuffle_words: int = 0) -> None:
+        """`shuffle_words` > 0: the batcher reads docs shuffled in windows of that many words
+        (data/shuffle_window.py; corpus.shuffle_words)."""
         self.stream = stream
         self.batcher = batcher
+        self.shuffle_words = int(shuffle_words)
         self._skip: set[Cursor] = set()
         self.exhausted = False
         self.batches_emitted = 0  # since the run began: the global step when one batch = one step
@@ -58,6 +62,10 @@ class ResumableBatches:
 
     @property
     def epoch(self) -> int:
+        """The stream's epoch; with a shuffle window, that of the earliest doc not yet batched
+        (a window reads ahead, and an epoch is done only when its last doc was trained on)."""
+        if self.shuffle_words and self._pending:
+            return min(int(self.stream.epoch), next(iter(self._pending))[0])
         return int(self.stream.epoch)
 
     @property
@@ -91,7 +99,12 @@ class ResumableBatches:
         self._pending: dict[Cursor, dict[str, Any]] = {}
         self._emitted_after: set[Cursor] = set()
         self._num_batches = 0
-        docs = self._tagged()
+        docs: Iterable[Doc] = self._tagged()
+        if self.shuffle_words > 0:
+            # Seeded from where this session starts, so a resumed run shuffles as the uninterrupted one.
+            at = self.stream.state_dict()
+            seed = [int(getattr(self.stream, "seed", 0)), int(getattr(self.stream, "rank", 0)), int(at["epoch"]), int(at["position"])]
+            docs = shuffled_windows(docs, self.shuffle_words, seed, epoch_of=lambda doc: doc.user_data[_TAG][0])
         self._iter = iter(self.batcher(docs, start=self.size_index) if self._takes_start else self.batcher(docs))
 
     def __iter__(self) -> Iterator[list[Doc]]:

@@ -105,7 +105,7 @@ class PipelineObjective(PipelineLosses):
                 corpus.train_corpora(), temperature=corpus.temperature, rank=rank, world_size=world_size, seed=settings.seed,
                 shuffle=corpus.shuffle, min_length=corpus.min_length, max_length=corpus.max_length,
             )
-            return ResumableBatches(stream, batcher)
+            return ResumableBatches(stream, batcher, shuffle_words=corpus.shuffle_words if corpus.shuffle else 0)
 
         keep = DistributedSettings.from_config(config).keep_global_batch
         self.batches = DataRanks(make_batches, env.rank, env.world_size, keep_global_batch=keep)

@@ -157,6 +157,7 @@ class CorpusSettings:
     dev: str | None = None
     raw_text: str | None = None
     shuffle: bool = True
+    shuffle_words: int = 1_000_000  # training docs shuffled in windows of this many words (data/shuffle_window.py); 0 = off
     min_length: int = 0
     max_length: int = 0
     # Several corpora without weights: p_i ~ n_i ** temperature, n_i = docs (MaChAmp's
