@@ -88,14 +88,10 @@ def inference(model: str, dev: str, seconds: float, max_docs: int, batch_size: i
     nlp = distnlp.load(model)
     nlp.eval()
     docs = list(read_docs(dev))[: max_docs or None]
+    from tests.benchmarks.bench_parser import words_per_s
+
     with torch.no_grad():
-        list(nlp.pipe([nlp.eval_input(d) for d in docs[:batch_size]], batch_size=batch_size))  # warm-up
-        words, start = 0, time.perf_counter()
-        while True:
-            for doc in nlp.pipe((nlp.eval_input(d) for d in docs), batch_size=batch_size):
-                words += len(doc)
-            if time.perf_counter() - start >= seconds:
-                return words / (time.perf_counter() - start)
+        return words_per_s(nlp, docs, seconds, batch_size)
 
 
 def main() -> None:
