@@ -65,10 +65,10 @@ def _docs_used(log_dir: Path) -> dict[int, Counter]:
     return by_epoch
 
 
-@pytest.mark.parametrize("resume_ranks", [1, 3])
-def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, resume_ranks: int) -> None:
-    """Elastic resume through the engine: 2 gloo ranks stop mid-epoch at a checkpoint and the run
-    continues on 1 or 3 ranks; every document of the epoch is trained on exactly once (a logging
+@pytest.mark.parametrize("first_ranks,resume_ranks", [(2, 1), (2, 3), (1, 2)])
+def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, first_ranks: int, resume_ranks: int) -> None:
+    """Elastic resume through the engine: 2 gloo ranks (or 1) stop mid-epoch at a checkpoint and the
+    run continues on 1 or 3 ranks (or 2); every document of the epoch is trained on exactly once (a logging
     batcher records each doc a step takes, with the epoch it was read in)."""
     from distnlp.cli.compose import DEMO_DATA
     from distnlp.data.stream import read_docs
@@ -82,7 +82,7 @@ def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, resum
               "training.curves=false"]
     env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
     first = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *common, "training.max_steps=6"],
-                           capture_output=True, text=True, env={**env, "DISTNLP_CPU_WORKERS": "2"}, timeout=300)
+                           capture_output=True, text=True, env={**env, "DISTNLP_CPU_WORKERS": str(first_ranks)}, timeout=300)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     assert sum(_docs_used(logs)[0].values()) > 0
     rest = ["training.resume=true", "training.max_steps=0", "training.max_epochs=1"]
