@@ -99,8 +99,11 @@ def check_temperature(value: Any, path: str = "corpus.temperature") -> float:
 
 
 def check_corpus_section(node: Mapping[str, Any]) -> list[CorpusEntry]:
-    """The whole of `corpus.*` that concerns several corpora: entries, temperature, dev."""
+    """The checks of `corpus.*` beyond types: entries, temperature, dev, the shuffle window."""
     entries = train_entries(node.get("train"))
+    words = node.get("shuffle_words")
+    if isinstance(words, int) and not isinstance(words, bool) and words < 0:
+        raise ConfigError("corpus.shuffle_words", f"must be >= 0, got {words}", "0 turns the shuffle window off")
     if "temperature" in node and node["temperature"] is not None:
         check_temperature(node["temperature"])
     if node.get("dev") and any(e.dev for e in entries):

@@ -88,3 +88,11 @@ def test_a_window_never_mixes_epochs(sorted_corpus: Path) -> None:
     first_epoch = [d for _ in range(20) for d in replica.take()][:400]
     assert Counter(d.doc_id for d in first_epoch) == Counter(f"d{i}" for i in range(400))
     assert {d.user_data["_distnlp_cursor"][0] for d in first_epoch} == {0}
+
+
+def test_a_negative_window_is_a_one_line_error() -> None:
+    from distnlp.errors import ConfigError
+    from distnlp.training.settings import CorpusSettings
+
+    with pytest.raises(ConfigError, match=r"corpus\.shuffle_words: must be >= 0"):
+        CorpusSettings.from_config({"corpus": {"train": "x", "shuffle_words": -5}})
