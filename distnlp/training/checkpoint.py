@@ -57,10 +57,14 @@ def rank_state(stream: Any) -> dict[str, Any]:
     hosted = getattr(stream, "hosted_states", lambda: None)()
     if hosted is not None:  # several data ranks on this replica (training/virtual_ranks.py)
         return {"hosted": {str(v): state for v, state in hosted.items()}}
+    return {"stream": stream.state_dict(), **generator_states()}
+
+
+def generator_states() -> dict[str, Any]:
+    """This process's Python, NumPy, torch (and CUDA) generator states, as plain JSON."""
     py_state = random.getstate()
     np_state = np.random.get_state()
     state: dict[str, Any] = {
-        "stream": stream.state_dict(),
         "python": [py_state[0], list(py_state[1]), py_state[2]],
         "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
         "torch": torch.get_rng_state().tolist(),

@@ -15,12 +15,10 @@ M replicas (data/elastic.py): every replica is busy, and the global batch is M/N
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..data.doc import Doc
@@ -110,11 +108,6 @@ class DataRanks:
             return self.hosted[self.rank].batches
         return None
 
-    @property
-    def stream(self) -> Any:  # for callers that inspect the stream (tests, data/elastic.py's errors)
-        own = self._own
-        return own.stream if own is not None else next(iter(self.hosted.values())).batches.stream
-
     # --- what the loop calls -------------------------------------------------------------------
     def take(self) -> list[Doc]:
         own = self._own
@@ -127,10 +120,6 @@ class DataRanks:
         if not self.hosted:  # more replicas than data ranks: this one only joins the collectives
             return 1 << 30
         return min(h.batches.reached_epoch for h in self.hosted.values())
-
-    @property
-    def epoch(self) -> int:
-        return min((h.batches.epoch for h in self.hosted.values()), default=0)
 
     def restart(self) -> None:
         for h in self.hosted.values():
@@ -155,18 +144,16 @@ class DataRanks:
         """data rank -> its full rank state (cursor + generators), or None in the usual case."""
         if self._own is not None:
             return None
-        py, npr = random.getstate(), np.random.get_state()
+        from .checkpoint import generator_states
+
+        shared = generator_states()  # Python and NumPy: the replica's; torch: each data rank's own
         out: dict[int, dict[str, Any]] = {}
         for v, h in self.hosted.items():
-            gens = h.generators
-            state: dict[str, Any] = {
-                "stream": h.batches.state_dict(),
-                "python": [py[0], list(py[1]), py[2]],
-                "numpy": [npr[0], npr[1].tolist(), int(npr[2]), int(npr[3]), float(npr[4])],
-                "torch": (gens.cpu if gens else torch.get_rng_state()).tolist(),
-            }
-            if gens is not None and gens.cuda is not None:
-                state["cuda"] = gens.cuda.tolist()
+            state: dict[str, Any] = {"stream": h.batches.state_dict(), **shared}
+            if h.generators is not None:
+                state["torch"] = h.generators.cpu.tolist()
+                if h.generators.cuda is not None:
+                    state["cuda"] = h.generators.cuda.tolist()
             out[v] = state
         return out
 
