@@ -11,7 +11,8 @@ With `lstm_width` > 0 a BiLSTM first reads each doc (off by default, see `initia
 
 Sentences are cut from the flat [n_tokens, width] batch by a sentence-start mask and padded to
 [n_sents, max_len] with one scatter (no per-token Python). Decoding is exact MST per sentence
-(models/mst.py) on the log-softmax of the arc scores.
+(models/mst_batch.py, compiled; models/mst.py is its numpy reference) on the log-softmax of the arc
+scores.
 """
 from __future__ import annotations
 
@@ -26,9 +27,8 @@ from torch import Tensor, nn
 from ..registry import architectures
 from .heads_common import IGNORE, full_precision, zero_loss
 from .heads_ner import pad_flat
-from .mst import decode_tree
 
-__all__ = ["BiaffineParserHead", "ROOT_LABELS", "biaffine_parser_head", "distance_buckets", "segment"]
+__all__ = ["BiaffineParserHead", "ROOT_LABELS", "biaffine_parser_head", "bounded_starts", "distance_buckets", "segment"]
 
 ROOT_LABELS = ("root", "ROOT")  # UD's and spaCy's name of the root relation
 EXACT_DISTANCE = 8  # distances up to this get a bucket each; longer ones share log2 buckets
@@ -216,13 +216,17 @@ class BiaffineParserHead(nn.Module):
 
     # --- inference -------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, scores: dict[str, Tensor], starts: Tensor, no_head: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per token: the flat index of its head (itself for the sentence root) and a label id.
-        One tree per sentence (exact MST); only the root gets the root label.
+        One tree per sentence (exact MST, models/mst_batch.py); only the root gets the root label.
+        `no_head` marks tokens that may head nothing (whitespace): in a sentence with another
+        token they attach to a word and nothing attaches to them.
 
         Sentences are scored in groups of similar length under an element budget: padding every
         sentence of a batch to its longest one made the arc tensors [S, T, T + 1] 50x larger
         than the sentences (one 150-word sentence among 2,500 short ones: GBs at inference)."""
+        from .mst_batch import decode_batch  # numba: compiled (or loaded from its cache) on first use
+
         n_tokens = scores["arc_dep"].shape[0]
         if n_tokens == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -235,16 +239,14 @@ class BiaffineParserHead(nn.Module):
             rows = torch.as_tensor(tokens, device=device)
             sub = {"arc_dep": scores["arc_dep"][rows],
                    "arc_head": torch.cat([scores["arc_head"][:1], scores["arc_head"][rows + 1]])}
-            sub_starts = torch.as_tensor(np.concatenate([np.arange(lens_np[s]) == 0 for s in group]), device=device)
-            arc, _, _, _ = self.arc_scores(sub, sub_starts)
-            logp = torch.log_softmax(arc, dim=-1).cpu().numpy()  # decode_tree copies each sentence to float64
-            offset = 0
-            for k, s in enumerate(group):  # one MST per sentence; the decoder itself is vectorised
-                n = int(lens_np[s])
-                tree = np.full((n + 1, n + 1), -np.inf)
-                tree[1:] = logp[k, :n, : n + 1]
-                head_pos[tokens[offset : offset + n]] = decode_tree(tree)[1:]
-                offset += n
+            sub_lens = lens_np[group]
+            sub_starts = torch.as_tensor(np.concatenate([np.arange(n) == 0 for n in sub_lens]), device=device)
+            arc, sub_sid, sub_pos, _ = self.arc_scores(sub, sub_starts)
+            logp = torch.log_softmax(arc, dim=-1)
+            if no_head is not None and no_head[tokens].any():
+                logp = _mask_no_head(logp, torch.as_tensor(no_head[tokens], device=device), sub_sid, sub_pos, torch.as_tensor(sub_lens, device=device))
+            heads = decode_batch(logp.cpu().numpy(), sub_lens)  # all sentences of the group in one compiled call
+            head_pos[tokens] = heads[sub_sid.cpu().numpy(), sub_pos.cpu().numpy()]
         is_root = head_pos == 0
         heads = np.where(is_root, np.arange(n_tokens), first_np[sid_np] + head_pos - 1)
         head_rows = torch.as_tensor(np.where(is_root, 0, heads + 1), device=device)
@@ -298,6 +300,36 @@ class BiaffineParserHead(nn.Module):
             "head_row": cat(head_row, np.int64),
             "labels": cat(labels, np.int64),
         }
+
+
+def _mask_no_head(logp: Tensor, no_head: Tensor, sid: Tensor, pos: Tensor, lens: Tensor) -> Tensor:
+    """Forbid heads at `no_head` tokens and ROOT for them, in every sentence that has another
+    token (a sentence of whitespace alone keeps its scores, so it still has a tree)."""
+    S, T = logp.shape[0], logp.shape[1]
+    flag = torch.zeros(S, T + 1, dtype=torch.bool, device=logp.device)
+    flag[sid, pos + 1] = no_head
+    n_flagged = flag.sum(dim=1)
+    active = (n_flagged < lens)[:, None, None]
+    as_head = flag[:, None, :].expand(S, T, T + 1)  # head column u is a flagged token
+    as_dep_root = torch.zeros_like(as_head)
+    as_dep_root[:, :, 0] = flag[:, 1:]  # a flagged dependent may not take ROOT
+    return logp.masked_fill(active & (as_head | as_dep_root), float("-inf"))
+
+
+def bounded_starts(starts: np.ndarray, max_length: int) -> np.ndarray:
+    """Sentence starts with every sentence longer than `max_length` cut into equal segments of at
+    most that length, so no sentence's arc scores (quadratic) or tree search grows without bound."""
+    if max_length < 1:
+        raise ValueError(f"max_length must be at least 1, not {max_length}")
+    out = starts.copy()
+    first = np.flatnonzero(starts)
+    ends = np.append(first[1:], starts.size)
+    for b, e in zip(first, ends):
+        n = int(e - b)
+        if n > max_length:
+            k = -(-n // max_length)  # segments
+            out[b + (np.arange(1, k) * n) // k] = True
+    return out
 
 
 def sentence_starts(sent_starts: Sequence[bool | None] | None, n: int) -> np.ndarray:
