@@ -106,7 +106,8 @@ FACTORY_KEYS: dict[str, dict[str, Any]] = {
     "ner": {},
     "textcat": {},
     "textcat_multilabel": {},
-    "parser": {},
+    # a sentence longer than max_sentence_length words is parsed in segments of at most that many
+    "parser": {"max_sentence_length": int},
 }
 
 PRETRAIN: dict[str, Any] = {

@@ -7,7 +7,7 @@ signed distance term (the CNN's token vectors carry no position, so without it t
 words would be indistinguishable heads). Labels are scored bilinearly on (dependent, head):
 the gold head in training, the decoded head at inference.
 
-With `lstm_width` > 0 a BiLSTM first reads each doc (off by default, see `initialize`).
+With `lstm_width` > 0 a BiLSTM first reads each sentence (off by default, see `initialize`).
 
 Sentences are cut from the flat [n_tokens, width] batch by a sentence-start mask and padded to
 [n_sents, max_len] with one scatter (no per-token Python). Decoding is exact MST per sentence
@@ -116,7 +116,7 @@ class BiaffineParserHead(nn.Module):
         a, lw, p, n_labels = self.arc_width, self.label_width, self._dropout_rate, len(self.labels)
         width = n_in
         if self.lstm_width:
-            # Optional BiLSTM over each doc (Dozat & Manning's encoder): whole-sentence context
+            # Optional BiLSTM over each sentence (Dozat & Manning's encoder): whole-sentence context
             # for a CNN whose tokens see only a few neighbours (+5 UAS on the demo corpus). Off
             # by default: 2 ranks match 1 process only to ~1e-9 absolute in a few Adam moments
             # with it, looser than tests/distributed/test_equivalence.py's tolerance.
@@ -140,14 +140,20 @@ class BiaffineParserHead(nn.Module):
 
     # --- training --------------------------------------------------------------------------
     def forward(self, X: Tensor, lengths: Sequence[int] | None = None) -> dict[str, Tensor]:
-        """Per-token projections; the head-side ones have ROOT as row 0 (token i is row i + 1)."""
+        """Per-token projections; the head-side ones have ROOT as row 0 (token i is row i + 1).
+        With the BiLSTM, only the (dropped-out) token vectors: it reads each sentence, and the
+        sentences are known only to `loss` (gold starts) and `decode` (the senter's, at inference,
+        which runs after every head's forward)."""
         if not self.is_initialized:
             raise RuntimeError("BiaffineParserHead is not initialized: call head.initialize(n_in, labels) first")
         if X.dim() != 2 or X.shape[1] != self.n_in:
             raise ValueError(f"expected X of shape [n_tokens, {self.n_in}], got {tuple(X.shape)}")
         X = self.dropout(X)
         if self.lstm is not None:
-            X = self._contextualize(X, [X.shape[0]] if lengths is None else list(lengths))
+            return {"X": X}
+        return self._project(X)
+
+    def _project(self, X: Tensor) -> dict[str, Tensor]:
         with_root = torch.cat([self.root.to(X.dtype)[None], X], dim=0)
         return {
             "arc_dep": self.arc_dep(X),
@@ -156,8 +162,17 @@ class BiaffineParserHead(nn.Module):
             "lab_head": self.lab_head(with_root),
         }
 
+    def projections(self, scores: dict[str, Tensor], starts: Tensor) -> dict[str, Tensor]:
+        """forward's output as projections: with the BiLSTM, it reads each sentence of `starts` first."""
+        if "X" not in scores:
+            return scores
+        X = scores["X"]
+        return self._project(self._contextualize(X, segment(starts.to(X.device))[3].tolist()))
+
     def _contextualize(self, X: Tensor, lengths: list[int]) -> Tensor:
-        """The BiLSTM over each doc (docs padded and packed, so no doc sees another)."""
+        """The BiLSTM over each sentence (sentences padded and packed, so none sees another).
+        Per sentence, not per doc: a doc of hundreds of words made hundreds of sequential LSTM
+        steps per batch, sentences of a batch run side by side in a few dozen."""
         assert self.lstm is not None
         kept = [i for i, n in enumerate(lengths) if n > 0]
         if not kept:
@@ -168,7 +183,7 @@ class BiaffineParserHead(nn.Module):
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])
         mask = torch.arange(padded.shape[1])[None, :] < lens[:, None]
-        return out[mask.to(out.device)]  # back to flat token order (docs in order, tokens in order)
+        return out[mask.to(out.device)]  # back to flat token order (sentences in order, tokens in order)
 
     def arc_scores(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Arc logits [n_sents, T, T + 1] (impossible heads at -inf), and `segment(starts)`'s sid, pos, first."""
@@ -191,14 +206,13 @@ class BiaffineParserHead(nn.Module):
         """[len(deps), n_labels] for dependents `deps` (token rows) and heads (0 = ROOT, i + 1 = token i)."""
         d = full_precision(scores["lab_dep"])[deps]
         h = full_precision(scores["lab_head"])[heads]
-        L, lw = self.lab_bilinear.shape[0], self.lab_bilinear.shape[1]
-        # d^T W_l h for every label as one matmul ([M, lw] x [lw, L * lw]), then a dot with h
-        dW = (d @ self.lab_bilinear.permute(1, 0, 2).reshape(lw, L * lw)).view(-1, L, lw)
-        bilinear = (dW * h[:, None, :]).sum(-1)
-        return bilinear + self.lab_linear(torch.cat([d, h], dim=1))
+        # d^T W_l h for every label: torch's fused bilinear is 3x faster on CPU than a matmul to
+        # [M, labels, label_width] followed by a product and a sum with h
+        return F.bilinear(d, h, self.lab_bilinear) + self.lab_linear(torch.cat([d, h], dim=1))
 
     def loss(self, scores: dict[str, Tensor], targets: dict[str, Tensor]) -> tuple[Tensor, int]:
         """(sum over tokens with a gold head of head CE + label CE given the gold head, their count)."""
+        scores = self.projections(scores, targets["starts"])
         head_pos = targets["head_pos"].to(scores["arc_dep"].device)
         has_head = head_pos != IGNORE
         n = int(has_head.sum())
@@ -227,6 +241,7 @@ class BiaffineParserHead(nn.Module):
         than the sentences (one 150-word sentence among 2,500 short ones: GBs at inference)."""
         from .mst_batch import decode_batch  # numba: compiled (or loaded from its cache) on first use
 
+        scores = self.projections(scores, starts)
         n_tokens = scores["arc_dep"].shape[0]
         if n_tokens == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)

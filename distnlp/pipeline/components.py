@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..lemma.edit_trees import apply_tree, tree_for
 
 IGNORE = -100
+DEFAULT_MAX_SENTENCE_LENGTH = 256  # words; EWT's longest sentence has 159
 
 
 class Component(nn.Module):
@@ -153,7 +154,25 @@ class SenterComponent(TokenLabelComponent):
         return None if doc.sent_starts is None else [None if s is None else "S" if s else "I" for s in doc.sent_starts]
 
     def write(self, doc: Doc, values: list[str]) -> None:
-        doc.sent_starts = [i == 0 or v == "S" for i, v in enumerate(values)]
+        doc.sent_starts = paragraph_aware_starts(doc.words, [v == "S" for v in values])
+
+
+def paragraph_aware_starts(words: Sequence[str], predicted: Sequence[bool]) -> list[bool]:
+    """The senter's starts with two rules raw text needs: a whitespace token never starts a
+    sentence (a start predicted on it moves to the next word), and the first word after a blank
+    line always does (a paragraph break is a sentence break, as UDPipe's tokenizer has it)."""
+    out = [False] * len(words)
+    carry, after_break = True, False  # the doc's first word starts a sentence
+    for i, w in enumerate(words):
+        if w.isspace() or not w:
+            carry = carry or bool(predicted[i])
+            after_break = after_break or w.count("\n") >= 2
+            continue
+        out[i] = carry or after_break or bool(predicted[i])
+        carry = after_break = False
+    if words and not out[0]:
+        out[0] = True  # a doc that opens with whitespace: its first token still starts one
+    return out
 
 
 class LemmatizerComponent(TokenLabelComponent):
@@ -272,18 +291,26 @@ class ParserComponent(Component):
     def count(targets: Any) -> int:
         return int((targets["head_pos"] != IGNORE).sum())
 
-    def set_annotations(self, docs: Sequence[Doc], scores: Any, lengths: Sequence[int]) -> None:
-        from ..models.heads_parser import sentence_starts
+    @property
+    def max_sentence_length(self) -> int:
+        return int(self.settings.get("max_sentence_length", DEFAULT_MAX_SENTENCE_LENGTH))
 
-        starts = [sentence_starts(doc.sent_starts, n) for doc, n in zip(docs, lengths)]
+    def set_annotations(self, docs: Sequence[Doc], scores: Any, lengths: Sequence[int]) -> None:
+        from ..models.heads_parser import bounded_starts, sentence_starts
+
+        # A sentence past the limit (a paragraph the senter did not split, a document without
+        # boundaries) is parsed in segments, each its own sentence, so no doc makes the arc
+        # scores or the tree search grow without bound.
+        limit = self.max_sentence_length
+        starts = [bounded_starts(sentence_starts(doc.sent_starts, n), limit) for doc, n in zip(docs, lengths)]
         flat = torch.from_numpy(np.concatenate(starts)) if starts else torch.zeros(0, dtype=torch.bool)
-        heads, labels = self.head.decode(scores, flat)
+        space = np.fromiter((w.isspace() for doc in docs for w in doc.words), dtype=bool, count=sum(lengths))
+        heads, labels = self.head.decode(scores, flat, no_head=space)
         pos = 0
         for doc, n, st in zip(docs, lengths, starts):
             doc.heads = (heads[pos : pos + n] - pos).tolist()
             doc.deps = [self.labels[i] for i in labels[pos : pos + n]]
-            if doc.sent_starts is None:  # parsed as one sentence: say so, so doc.sents works
-                doc.sent_starts = st.tolist()
+            doc.sent_starts = st.tolist()  # the sentences the trees span (segments included)
             pos += n
 
 

@@ -45,6 +45,8 @@ def pipeline_labels(config: Mapping[str, Any], train_paths: str | Sequence[str])
             if with_lemmas:
                 inventories = {**inventories, "lemmatizer": lemma_tree_labels(with_lemmas, int(settings.get("min_tree_freq", 3)))}
         labels = cls.labels_from_meta(settings, inventories)
+        if cls.factory == "senter" and not any(m["annotated"].get("sent_starts", 0) if "annotated" in m else 1 for m in metas):
+            labels = []  # no corpus states sentence starts (e.g. one text per row): nothing to learn
         if not labels:
             log.info("%s: the training corpus has no labels for it; left out of the pipeline", name)
         out[name] = labels

@@ -389,7 +389,7 @@ def test_grad_factor_zero_everywhere_means_no_autograd_through_the_transformer()
     from distnlp.pipeline.pipeline import Pipeline  # noqa: F401
     from distnlp.training.loop import build_pipeline
 
-    config = _compose(*(f"components.{c}.grad_factor=0.0" for c in ("tagger", "morphologizer", "parser", "lemmatizer", "ner", "textcat")))
+    config = _compose(*(f"components.{c}.grad_factor=0.0" for c in ("senter", "tagger", "morphologizer", "parser", "lemmatizer", "ner", "textcat")))
     nlp = build_pipeline(config)
     nlp.train()
     batch = nlp.featurize(_train_docs(3))

@@ -78,8 +78,7 @@ def test_overfit_then_reload_in_new_process(make_config, tiny_corpus: Path) -> N
 
 
 def _random_parser_pipeline(pipeline: str) -> Pipeline:
-    config = compose_config([f"nlp.pipeline={pipeline}", "encoder.width=16",
-                             "+components.senter={factory: senter, listen: encoder, model: {_use_: distnlp.TaggerHead.v1}}"])
+    config = compose_config([f"nlp.pipeline={pipeline}", "encoder.width=16"])
     labels = {"tagger": ["A"], "senter": ["I", "S"], "parser": ["root", "nsubj", "obj", "punct"]}
     nlp = Pipeline(config, {k: v for k, v in labels.items() if k in config["nlp"]["pipeline"]})
     torch.manual_seed(0)
@@ -177,16 +176,18 @@ def test_bad_parser_setting_is_a_config_error_naming_the_key() -> None:
         Pipeline(config, {"parser": ["root", "nsubj"]})
 
 
-def test_optional_bilstm_keeps_docs_apart_and_learns() -> None:
+def test_optional_bilstm_keeps_sentences_apart_and_learns() -> None:
     from distnlp.models.heads_parser import BiaffineParserHead
 
     torch.manual_seed(0)
     head = BiaffineParserHead(arc_width=16, label_width=8, lstm_width=8).initialize(12, ["root", "dep"])
     X = torch.randn(9, 12)
-    together = head(X, [4, 0, 5])
-    alone = head(X[4:], [5])
-    for key in ("arc_dep", "lab_dep"):  # the second doc's vectors do not depend on the first doc
-        torch.testing.assert_close(together[key][4:], alone[key])
+    starts = torch.tensor([True, False, False, False, True, False, True, False, False])  # sentences of 4, 2 and 3 words
+    together = head.projections(head(X, [4, 0, 5]), starts)
+    alone = head.projections(head(X[6:], [3]), torch.tensor([True, False, False]))
+    for key in ("arc_dep", "lab_dep"):  # the last sentence's vectors depend on no other sentence
+        torch.testing.assert_close(together[key][6:], alone[key])
+    assert not torch.allclose(head.projections(head(X, [9]), torch.tensor([True] + [False] * 8))["arc_dep"][6:], alone["arc_dep"])
     docs = [_doc(4, [0]), _doc(0, None), _doc(5, [0, 2])]
     docs[0].heads, docs[0].deps = [1, 1, 1, 2], ["dep", "root", "dep", "dep"]
     docs[2].heads, docs[2].deps = [0, 0, 3, 3, 3], ["root", "dep", "dep", "root", "dep"]

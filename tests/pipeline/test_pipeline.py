@@ -248,8 +248,7 @@ def test_senter_and_multilabel_textcat_components(make_config, tiny_corpus: Path
     assert set(doc.cats) == {"FOOD", "SERVICE"} and 0.0 <= doc.cats["FOOD"] <= 1.0
     assert nlp.evaluate(list(read_docs(tmp_path / "cats")))["cats_macro_auc"] > 0.9
 
-    senter = "{factory: senter, listen: encoder, grad_factor: 1.0, model: {_use_: distnlp.TaggerHead.v1}, score_weights: {sents_f: 1.0}}"
-    config = make_config("nlp.pipeline=[tagger,senter]", f"+components.senter={senter}", "encoder.width=32", "training.max_steps=60",
+    config = make_config("nlp.pipeline=[tagger,senter]", "components.senter.score_weights={sents_f: 1.0}", "encoder.width=32", "training.max_steps=60",
                          "training.eval_frequency=30", "training.optimizer.learn_rate=0.01", "training.batcher.size=2000", train=tiny_corpus)
     result = run_worker(config)
     nlp = distnlp.load(Path(result["output_dir"]) / "model-last")
