@@ -5,6 +5,7 @@ Layout (everything else in OUTPUT is refused, never touched):
     shard-NNNNN.parquet     split N's annotated docs, in the corpus schema (absent if all rejected)
     shard-NNNNN.jsonl       the same docs as JSONL, with --format jsonl
     shard-NNNNN.spacy       the same docs as a spaCy DocBin, with --format spacy
+    shard-NNNNN.conllu      the same docs as CoNLL-U (a tree per sentence), with --format conllu
     .annotate/job.json      what this job annotates: the model, inputs and options
     .annotate/split-NNNNN.json  split N is finished: its counts, label stats and rejects
     meta.json, rejects.jsonl    written once every split is finished
@@ -43,7 +44,7 @@ JOB_FILE = "job.json"
 META_FILE = "meta.json"
 REJECTS_FILE = "rejects.jsonl"
 ROW_GROUP_SIZE = 256
-_OWNED = re.compile(r"(shard-\d{5,}\.(parquet|jsonl|spacy)|meta\.json|rejects\.jsonl|\.annotate|\..+\.tmp-[0-9a-f]{8})")
+_OWNED = re.compile(r"(shard-\d{5,}\.(parquet|jsonl|spacy|conllu)|meta\.json|rejects\.jsonl|\.annotate|\..+\.tmp-[0-9a-f]{8})")
 _TEMP = re.compile(r"\..+\.tmp-[0-9a-f]{8}")
 
 
@@ -158,7 +159,7 @@ class OutputDir:
         if rows:
             record["shard"] = shard_name(index)
             _write_atomic(self.path / record["shard"], table=pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA))
-            if copy is not None:  # --format jsonl / spacy: the same docs once more
+            if copy is not None:  # --format jsonl / spacy / conllu: the same docs once more
                 ext, data = copy
                 record["copy"] = shard_name(index, ext)
                 _write_atomic(self.path / record["copy"], data)

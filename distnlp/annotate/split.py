@@ -36,7 +36,7 @@ def annotate_split(nlp: Any, plan: Plan, split: Split, out: OutputDir, batching:
 
 
 def _copy(docs: list[Doc], copy_format: str | None) -> tuple[str, bytes] | None:
-    """The shard's docs once more as JSONL or a spaCy DocBin: (file extension, bytes)."""
+    """The shard's docs once more as JSONL, a spaCy DocBin or CoNLL-U: (file extension, bytes)."""
     if copy_format is None or not docs:
         return None
     if copy_format == "jsonl":
@@ -45,6 +45,10 @@ def _copy(docs: list[Doc], copy_format: str | None) -> tuple[str, bytes] | None:
         from ..interop.docbin_out import docbin_bytes
 
         return "spacy", docbin_bytes(docs)
+    if copy_format == "conllu":
+        from ..data.convert.conllu_out import doc_to_conllu
+
+        return "conllu", "".join(doc_to_conllu(d) for d in docs).encode("utf-8")
     raise ValueError(f"unknown copy format {copy_format!r}")
 
 

@@ -17,8 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", help="a saved pipeline directory (model-best/ or model-last/)")
     p.add_argument("paths", nargs="+", metavar="ARG", help="INPUT... OUTPUT, then key=value overrides")
-    p.add_argument("--format", choices=("parquet", "jsonl", "spacy"), default="parquet",
-                   help="also write each shard as shard-NNNNN.jsonl (jsonl) or as a spaCy DocBin shard-NNNNN.spacy (spacy; the spacy extra)")
+    p.add_argument("--format", choices=("parquet", "jsonl", "spacy", "conllu"), default="parquet",
+                   help="also write each shard as shard-NNNNN.jsonl (jsonl), a spaCy DocBin shard-NNNNN.spacy (spacy; the spacy extra) "
+                   "or CoNLL-U shard-NNNNN.conllu (conllu: a # text line and one tree per sentence)")
     p.add_argument("--input-format", choices=("auto", "text", "jsonl", "corpus"), default="auto",
                    help="auto: a directory with meta.json is a corpus, another directory stands for its files; "
                    "*.jsonl/*.ndjson/*.json is JSONL, any other file is plain text")

@@ -7,6 +7,7 @@ under `no_grad`. A component with `listen: null` owns a private embedding instea
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -96,6 +97,7 @@ class Pipeline(nn.Module):
                 comp.embed = registry.resolve(settings["embed"], f"{path}.embed")
             components[name] = comp
         self.components = nn.ModuleDict(components)
+        self._disabled: frozenset[str] = frozenset()  # select_pipes
         self.encoder: nn.Module | None = None
         if self.listening:
             enc_cfg = config.get("encoder")
@@ -213,16 +215,37 @@ class Pipeline(nn.Module):
 
     def _annotation_order(self) -> list[tuple[str, Component]]:
         """Pipeline order, except that sentence boundaries are written first: the parser decodes
-        within the senter's sentences whatever their order in nlp.pipeline."""
-        items = list(self.components.items())
+        within the senter's sentences whatever their order in nlp.pipeline. Disabled components
+        (`select_pipes`) write nothing."""
+        items = [(name, comp) for name, comp in self.components.items() if name not in self._disabled]
         return sorted(items, key=lambda item: item[1].factory != "senter")  # stable: others keep their order
 
-    def eval_input(self, gold: Doc) -> Doc:
+    @contextlib.contextmanager
+    def select_pipes(self, *, disable: Iterable[str]) -> Iterator["Pipeline"]:
+        """Within the block, the named components annotate nothing (spaCy's nlp.select_pipes):
+        e.g. `disable=["senter"]` keeps the sentence starts a Doc already has."""
+        names = frozenset(disable)
+        unknown = sorted(names - set(self.components))
+        if unknown:
+            raise ConfigError("select_pipes.disable", f"no component named {unknown[0]!r}", f"choose from {', '.join(self.components)}")
+        before = self._disabled
+        self._disabled = before | names
+        try:
+            yield self
+        finally:
+            self._disabled = before
+
+    def sentence_components(self) -> list[str]:
+        """The components that write sentence starts (senters)."""
+        return [name for name, comp in self.components.items() if comp.factory == "senter"]
+
+    def eval_input(self, gold: Doc, *, gold_sents: bool = False) -> Doc:
         """What evaluation predicts into: the gold words, and the gold sentence starts when a
-        parser has no senter to find them (it parses within the given sentences)."""
+        parser has no senter to find them (it parses within the given sentences) or when
+        `gold_sents` asks for them (run the senter disabled: `select_pipes`)."""
         doc = gold.copy_unannotated()
         factories = {comp.factory for comp in self.components.values()}
-        if "parser" in factories and "senter" not in factories and gold.sent_starts is not None:
+        if (gold_sents or ("parser" in factories and "senter" not in factories)) and gold.sent_starts is not None:
             doc.sent_starts = list(gold.sent_starts)
         return doc
 

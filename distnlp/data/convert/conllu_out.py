@@ -7,7 +7,7 @@ input's values). So the official CoNLL 2018 scorer can compare it with the input
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ...errors import CorpusError
@@ -78,3 +78,49 @@ def _predicted(cols: list[str], doc: Doc, i: int, start: int, size: int) -> list
         cols[6] = str(head - start + 1) if inside else "0"
         cols[7] = doc.deps[i]
     return cols
+
+
+def doc_to_conllu(doc: Doc) -> str:
+    """One predicted Doc as CoNLL-U: `# newdoc id`, then per sentence `# sent_id`, `# text` and its
+    words (LEMMA, UPOS, XPOS, FEATS, HEAD, DEPREL where predicted, else "_"; SpaceAfter=No in MISC).
+    Whitespace tokens are not words in CoNLL-U: they are left out (their spacing stays in `# text`),
+    and a sentence of whitespace alone is not written. A head outside the sentence is written as 0."""
+    n = len(doc)
+    starts = [True] * min(n, 1) + [bool(s) for s in (doc.sent_starts or [False] * n)[1:n]]
+    bounds = [i for i in range(n) if starts[i]] + [n]
+    lines = [f"# newdoc id = {doc.doc_id}"]
+    k = 0
+    for b, e in zip(bounds, bounds[1:]):
+        kept = [i for i in range(b, e) if doc.words[i].strip()]
+        if not kept:
+            continue
+        k += 1
+        number = {i: j + 1 for j, i in enumerate(kept)}
+        text = "".join(doc.words[i] + (" " if doc.spaces[i] else "") for i in range(kept[0], kept[-1] + 1))
+        lines += [f"# sent_id = {doc.doc_id}-{k}", "# text = " + " ".join(text.split())]
+        lines += ["\t".join(_word_columns(doc, i, number)) for i in kept] + [""]  # a blank line ends a sentence
+    return "\n".join(lines) + "\n"
+
+
+def _word_columns(doc: Doc, i: int, number: dict[int, int]) -> list[str]:
+    def col(attr: str) -> str:
+        values = getattr(doc, attr)
+        return "_" if values is None or not values[i] else str(values[i])
+
+    head, deprel = "_", "_"
+    if doc.heads is not None and doc.heads[i] is not None:
+        h = int(doc.heads[i])
+        head = str(number[h]) if h != i and h in number else "0"
+        deprel = col("deps")
+    nxt = i + 1
+    space_after = doc.spaces[i] or nxt >= len(doc) or not doc.words[nxt].strip()
+    misc = "_" if space_after else "SpaceAfter=No"
+    return [str(number[i]), doc.words[i], col("lemmas"), col("pos"), col("tags"), col("morphs"), head, deprel, "_", misc]
+
+
+def write_conllu_docs(docs: Iterable[Doc], out: str | Path) -> None:
+    """Predicted Docs as one CoNLL-U file (the official CoNLL 2018 scorer reads it)."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf8") as f:
+        for doc in docs:
+            f.write(doc_to_conllu(doc))
