@@ -91,6 +91,21 @@ def test_spacy_output_holds_the_same_docs_as_a_docbin(tiny_model: Path, inputs: 
     assert [[(e.start, e.end, e.label_) for e in d.ents] for d in got] == [[tuple(e) for e in d.ent_spans] for d in docs]
 
 
+def test_conllu_output_has_one_tree_per_sentence(tiny_model: Path, inputs: dict[str, Path], tmp_path: Path) -> None:
+    from distnlp.scoring.conll18_raw import read_ud
+
+    meta = annotate(str(tiny_model), [str(inputs["text"]), str(inputs["corpus"])], str(tmp_path / "out"),
+                    parse_overrides(["rows_per_shard=4"]), copy_format="conllu")
+    files = meta["annotate"]["copies"]
+    assert files and all(f.endswith(".conllu") for f in files) and len(files) == len(meta["shards"])
+    docs = list(read_docs(tmp_path / "out"))
+    # read as the official scorer reads a file: it checks every sentence is one tree (one root, no cycle)
+    words = [w.form for f in files for w in read_ud(tmp_path / "out" / f).words]
+    assert words == [w.lower() for d in docs for w in d.words if w.strip()]
+    texts = [line for f in files for line in (tmp_path / "out" / f).read_text(encoding="utf8").splitlines() if line.startswith("# text = ")]
+    assert len(texts) == sum(1 for d in docs for sent in d.sents if any(t.text.strip() for t in sent))
+
+
 def test_killed_job_rerun_gives_one_copy_of_every_row(tiny_model: Path, inputs: dict[str, Path], tmp_path: Path) -> None:
     straight = _run(tiny_model, inputs, tmp_path / "straight")
     out = tmp_path / "killed"
