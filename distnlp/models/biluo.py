@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
+from numba import njit
 from torch import Tensor
 
 __all__ = [
@@ -174,30 +176,46 @@ def viterbi_decode(
 ) -> list[list[int]]:
     """Best allowed tag sequence per doc under additive per-token scores (e.g. log-probs).
 
-    scores: [B, T, L], padded after each doc's length. The recursion runs over time steps for
-    the whole batch at once; padded steps carry the state through unchanged (identity
-    backpointers), so each doc's end constraint applies at its own last token.
-    """
+    scores: [B, T, L], padded after each doc's length. All docs are decoded in one compiled call
+    (numba): the recursion over time steps ran as a Python loop of small tensor ops, a step each
+    per word of the longest doc."""
     B, T, L = scores.shape
     if B == 0 or T == 0:
         return [[] for _ in range(B)]
-    start_ok, trans_ok, end_ok = (m.to(scores.device) for m in masks)
-    scores = scores.detach().float()
-    neg = torch.tensor(float("-inf"), device=scores.device)
-    trans = torch.where(trans_ok, 0.0, neg)  # [L, L]
-    lens = torch.as_tensor(list(lengths), device=scores.device, dtype=torch.long)
-    delta = scores[:, 0] + torch.where(start_ok, 0.0, neg)  # [B, L]
-    identity = torch.arange(L, device=scores.device).expand(B, L)
-    back = []
-    for t in range(1, T):
-        best, arg = (delta.unsqueeze(2) + trans).max(dim=1)  # over previous tag
-        live = (t < lens).unsqueeze(1)
-        delta = torch.where(live, best + scores[:, t], delta)
-        back.append(torch.where(live, arg, identity))
-    last = (delta + torch.where(end_ok, 0.0, neg)).argmax(dim=1)  # [B]
-    path = [last]
-    for bp in reversed(back):
-        last = bp.gather(1, last.unsqueeze(1)).squeeze(1)
-        path.append(last)
-    full = torch.stack(path[::-1], dim=1).cpu().tolist()  # [B, T]
-    return [row[: int(n)] for row, n in zip(full, lengths)]
+    start_ok, trans_ok, end_ok = (m.cpu().numpy() for m in masks)
+    lens = np.asarray(list(lengths), dtype=np.int64)
+    paths = _viterbi(scores.detach().float().cpu().numpy(), lens, start_ok, trans_ok, end_ok)
+    return [row[: int(n)] for row, n in zip(paths.tolist(), lens)]
+
+
+@njit(cache=True, nogil=True)
+def _viterbi(scores, lens, start_ok, trans_ok, end_ok):  # pragma: no cover - compiled
+    B, T, L = scores.shape
+    out = np.zeros((B, T), dtype=np.int64)
+    delta = np.empty(L)
+    nxt = np.empty(L)
+    back = np.zeros((T, L), dtype=np.int64)
+    for b in range(B):
+        n = lens[b]
+        if n == 0:
+            continue
+        for j in range(L):
+            delta[j] = scores[b, 0, j] if start_ok[j] else -np.inf
+        for t in range(1, n):
+            for j in range(L):
+                best, arg = -np.inf, 0
+                for i in range(L):  # the first best previous tag on ties, as torch's max
+                    if trans_ok[i, j] and delta[i] > best:
+                        best, arg = delta[i], i
+                nxt[j] = best + scores[b, t, j]
+                back[t, j] = arg
+            delta[:] = nxt
+        best, last = -np.inf, 0
+        for j in range(L):
+            if end_ok[j] and delta[j] > best:
+                best, last = delta[j], j
+        out[b, n - 1] = last
+        for t in range(n - 1, 0, -1):
+            last = back[t, last]
+            out[b, t - 1] = last
+    return out
