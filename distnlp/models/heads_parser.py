@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from ..registry import architectures
 from .heads_common import IGNORE, full_precision, zero_loss
-from .heads_ner import pad_flat
 
 __all__ = ["BiaffineParserHead", "ROOT_LABELS", "biaffine_parser_head", "bounded_starts", "distance_buckets", "segment"]
 
@@ -71,6 +70,18 @@ def distance_buckets(T: int, device: torch.device | None = None) -> Tensor:
     b = torch.where(a <= EXACT_DISTANCE, a, log_b)
     out = torch.where(d < 0, b, SIDE_BUCKETS + b)
     return torch.where(u == 0, torch.zeros_like(out), out)
+
+
+_BUCKETS: dict[torch.device, Tensor] = {}
+
+
+def _cached_buckets(T: int, device: torch.device) -> Tensor:
+    """distance_buckets(T) as a slice of one cached matrix (a bucket depends only on the
+    offset between head and dependent), grown when a longer sentence comes."""
+    cached = _BUCKETS.get(device)
+    if cached is None or cached.shape[0] < T:
+        cached = _BUCKETS[device] = distance_buckets(max(T, 64), device)
+    return cached[:T, : T + 1]
 
 
 class _MLP(nn.Sequential):
@@ -170,20 +181,20 @@ class BiaffineParserHead(nn.Module):
         return self._project(self._contextualize(X, segment(starts.to(X.device))[3].tolist()))
 
     def _contextualize(self, X: Tensor, lengths: list[int]) -> Tensor:
-        """The BiLSTM over each sentence (sentences padded and packed, so none sees another).
-        Per sentence, not per doc: a doc of hundreds of words made hundreds of sequential LSTM
-        steps per batch, sentences of a batch run side by side in a few dozen."""
+        """The BiLSTM over each sentence (packed, so none sees another). Per sentence, not per
+        doc: a doc of hundreds of words made hundreds of sequential LSTM steps per batch,
+        sentences of a batch run side by side in a few dozen. The packed rows are gathered
+        straight from the flat tokens and scattered back (no padded copy either way)."""
         assert self.lstm is not None
-        kept = [i for i, n in enumerate(lengths) if n > 0]
-        if not kept:
+        if not any(lengths):
             return X.new_zeros(0, 2 * self.lstm_width)
-        padded = pad_flat(full_precision(X), lengths)[kept]
-        lens = torch.tensor([lengths[i] for i in kept])
-        packed = nn.utils.rnn.pack_padded_sequence(padded, lens, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])
-        mask = torch.arange(padded.shape[1])[None, :] < lens[:, None]
-        return out[mask.to(out.device)]  # back to flat token order (sentences in order, tokens in order)
+        rows, batch_sizes = _packed_rows(np.asarray(lengths, dtype=np.int64))
+        rows_t = torch.from_numpy(rows).to(X.device)
+        # rows already in sorted order: no sorted_indices (only the final states, unused, would use them)
+        out, _ = self.lstm(nn.utils.rnn.PackedSequence(full_precision(X)[rows_t], torch.from_numpy(batch_sizes)))
+        flat = out.data.new_empty(X.shape[0], out.data.shape[1])
+        flat[rows_t] = out.data
+        return flat
 
     def arc_scores(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Arc logits [n_sents, T, T + 1] (impossible heads at -inf), and `segment(starts)`'s sid, pos, first."""
@@ -197,7 +208,7 @@ class BiaffineParserHead(nn.Module):
         arc = torch.bmm(dep @ self.arc_U, head.transpose(1, 2)) + (head @ self.arc_head_bias)[:, None, :]
         if self.dist is not None and self.dist_bias is not None:
             by_bucket = dep @ self.dist.t() + self.dist_bias  # [S, T, N_BUCKETS]
-            arc = arc + torch.gather(by_bucket, 2, distance_buckets(T, dep.device)[None].expand(S, T, T + 1))
+            arc = arc + torch.gather(by_bucket, 2, _cached_buckets(T, dep.device)[None].expand(S, T, T + 1))
         u = torch.arange(T + 1, device=dep.device)
         valid = (u[None, None, :] <= lens[:, None, None]) & (u[None, None, :] != torch.arange(1, T + 1, device=dep.device)[None, :, None])
         return arc.masked_fill(~valid, float("-inf")), sid, pos, first
@@ -315,6 +326,20 @@ class BiaffineParserHead(nn.Module):
             "head_row": cat(head_row, np.int64),
             "labels": cat(labels, np.int64),
         }
+
+
+def _packed_rows(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sentences of these lengths laid out one after another: the flat token row of every
+    row of a PackedSequence (time-major over the sentences sorted longest first) and its batch
+    sizes. Empty sentences take no rows."""
+    order = np.argsort(-lengths, kind="stable")
+    lens = lengths[order]
+    first = (np.cumsum(lengths) - lengths)[order]
+    T = int(lens[0])
+    t = np.arange(T)
+    live = t[:, None] < lens[None, :]  # [T, S]: sentence s (sorted) has a word at step t
+    rows = (first[None, :] + t[:, None])[live]
+    return rows, live.sum(axis=1).astype(np.int64)
 
 
 def _mask_no_head(logp: Tensor, no_head: Tensor, sid: Tensor, pos: Tensor, lens: Tensor) -> Tensor:
