@@ -50,14 +50,28 @@ DECODE_BUDGET = 1 << 22  # arc scores scored at once at inference: sentences x T
 LABEL_CHUNK = 4096  # tokens label-scored at once at inference
 
 
-def length_groups(lens: np.ndarray, budget: int) -> list[list[int]]:
-    """Sentence ids sorted by length, cut into groups whose padded arc tensor
-    (count x longest x (longest + 1)) stays within `budget` (a longer sentence is a group alone)."""
-    # pipe's padded-size batching, with a sentence's cost T * (T + 1) standing for its length
-    from ..pipeline.budget import budgeted_batches
-
-    costs = [int(n) * (int(n) + 1) for n in lens]
-    return budgeted_batches(costs, max_words=max(budget, 1), max_docs=max(len(costs), 1))
+def length_groups(lens: np.ndarray, budget: int, slack: float = 1.5) -> list[list[int]]:
+    """Sentence ids sorted by length, cut into groups of similar length: a group's padded arc
+    tensor (count x longest x (longest + 1)) stays within `budget` (a longer sentence is a group
+    alone), and within `slack` times the area of its shortest sentence (or 4 words longer).
+    The budget bounds memory; the slack bounds the padding: a batch's one 100-word sentence
+    padded 200 short ones to 100 x 101 each, and the arc scores spent 50x their real work."""
+    order = sorted(range(len(lens)), key=lambda i: int(lens[i]))  # stable: ties in input order
+    groups: list[list[int]] = []
+    group: list[int] = []
+    shortest = 0
+    for i in order:
+        n = int(lens[i])
+        area = n * (n + 1)
+        if group and ((len(group) + 1) * area > budget or (area > slack * shortest * (shortest + 1) and n > shortest + 4)):
+            groups.append(group)
+            group = []
+        if not group:
+            shortest = n
+        group.append(i)
+    if group:
+        groups.append(group)
+    return groups
 
 
 def distance_buckets(T: int, device: torch.device | None = None) -> Tensor:
