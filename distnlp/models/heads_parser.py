@@ -94,7 +94,8 @@ def _cached_buckets(T: int, device: torch.device) -> Tensor:
     offset between head and dependent), grown when a longer sentence comes."""
     cached = _BUCKETS.get(device)
     if cached is None or cached.shape[0] < T:
-        cached = _BUCKETS[device] = distance_buckets(max(T, 64), device)
+        with torch.inference_mode(False):  # made during inference, it must still serve training's autograd
+            cached = _BUCKETS[device] = distance_buckets(max(T, 64), device)
     return cached[:T, : T + 1]
 
 

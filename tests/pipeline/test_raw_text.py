@@ -177,3 +177,16 @@ def test_gold_sents_keeps_the_gold_sentences(trained_raw_model: Path, tmp_path: 
     with nlp.select_pipes(disable=["senter"]):
         doc = nlp.predict([nlp.eval_input(gold, gold_sents=True)])[0]
     assert doc.sent_starts == [bool(s) for s in gold.sent_starts]
+
+
+def test_a_parser_that_annotated_can_still_train() -> None:
+    """Cached helpers made under inference_mode must not leak into training's autograd."""
+    from distnlp.models import heads_parser
+
+    heads_parser._BUCKETS.clear()
+    nlp = _random_parser_pipeline("[parser]")
+    doc = Doc(words=["a", "b", "c"], spaces=[True, True, False], sent_starts=[True, False, False], heads=[1, 1, 1], deps=["nsubj", "root", "obj"])
+    nlp.predict([Doc(words=doc.words, spaces=doc.spaces)])  # first use: under inference_mode
+    nlp.train()
+    losses = nlp.losses(nlp.featurize([doc]))
+    sum(loss for loss, _ in losses.values()).backward()
