@@ -50,3 +50,35 @@ def test_multi_corpus_benchmark_runs_tiny(tmp_path):
         assert run["model_bytes"] > 0 and run["train_words_per_s"] > 0 and run["train_words"] > 0
         assert all(v > 0 for v in run["infer_words_per_s"].values())
     assert result["shared_vs_separate_bytes"] > 0
+
+
+def test_raw_text_benchmark_runs_tiny(tmp_path):
+    """bench_raw_text.py: an untrained distnlp pipeline against a blank spaCy one with a
+    sentencizer, on 20 sentences of the demo dev file, plus a 500-word document."""
+    import pytest
+
+    spacy = pytest.importorskip("spacy")
+    from distnlp.cli.compose import DEMO_DATA, compose_config
+    from distnlp.pipeline.pipeline import Pipeline
+    from distnlp.training.labels import pipeline_labels
+
+    config = compose_config(["nlp.pipeline=[senter,tagger,parser]", "encoder.width=16"])
+    Pipeline(config, pipeline_labels(config, str(DEMO_DATA / "train"))).to_disk(tmp_path / "distnlp-model")
+    blank = spacy.blank("en")
+    blank.add_pipe("sentencizer")
+    blank.to_disk(tmp_path / "spacy-model")
+    gold = tmp_path / "gold.conllu"
+    blocks = (DEMO_DATA / "demo-dev.conllu").read_text(encoding="utf8").split("\n\n")[:20]
+    gold.write_text("\n\n".join(blocks).strip() + "\n\n", encoding="utf8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_raw_text.py"), "--model", str(tmp_path / "distnlp-model"), "--spacy-model", str(tmp_path / "spacy-model"),
+         "--gold", str(gold), "--seconds", "0.2", "--rounds", "1", "--long-doc", "500", "--out", str(tmp_path / "report.json")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    side = report["rounds"][0]["distnlp"]
+    assert side["words_per_s"] > 0 and 0 <= side["tree_search_share"] <= side["parser_decode_share"] < 1
+    assert report["rounds"][0]["spacy"]["words_per_s"] > 0 and report["ratio_words_per_s"] > 0
+    assert report["long_doc"]["distnlp"]["words"] == 500 and report["long_doc"]["spacy"]["peak_rss_mb"] > 0
