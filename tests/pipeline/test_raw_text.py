@@ -190,3 +190,32 @@ def test_a_parser_that_annotated_can_still_train() -> None:
     nlp.train()
     losses = nlp.losses(nlp.featurize([doc]))
     sum(loss for loss, _ in losses.values()).backward()
+
+
+def test_compiled_decoding_equals_the_reference_on_every_dev_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sentence of the demo dev set (gold sentences), scored by a parser with random
+    weights (greedy heads rarely a tree: the search runs), decoded by the compiled batch decoder
+    and by the numpy reference decoder, sentence by sentence: the same trees."""
+    import distnlp.models.mst_batch as mst_batch
+    from distnlp.models.mst import decode_tree
+
+    nlp = _random_parser_pipeline("[parser]", width=32)
+    gold = list(read_docs(DEMO_DATA / "dev"))
+
+    def parse() -> list[list[int]]:
+        docs = [Doc(words=d.words, spaces=d.spaces, sent_starts=d.sent_starts) for d in gold]
+        return [d.heads for d in nlp.pipe(docs)]
+
+    compiled = parse()
+
+    def reference(logp: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        out = np.full(logp.shape[:2], -1, dtype=np.int64)
+        for s, n in enumerate(lens):
+            tree = np.full((n + 1, n + 1), -np.inf)
+            tree[1:] = logp[s, :n, : n + 1]
+            out[s, :n] = decode_tree(tree)[1:]
+        return out
+
+    monkeypatch.setattr(mst_batch, "decode_batch", reference)
+    assert parse() == compiled
+    assert sum(len(list(d.sents)) for d in gold) > 500  # every sentence of a real dev set
