@@ -12,7 +12,10 @@ In float32 the comparison allows rounding noise. The BiLSTM parser variant runs 
 long sums differ in float32 by rounding that Adam then blows up wherever a gradient is near zero
 (an element whose gradient is ~1e-9, below Adam's eps, moves by a sizeable fraction of the
 learning rate on rounding alone: 1.5e-5 after 5 steps). In float64 the same run matches to
-~1e-14, so its tolerance can be tight enough to catch any defect."""
+~1e-14, so its tolerance can be tight enough to catch any defect. The independent-embeddings
+variant runs in float64 for the same reason: on an AVX-512 Xeon one element of the parser's
+private hash embedding (a row two updates touch) moved by 1.9e-5 in float32, at every commit
+back to before the raw-text work, while the AMD machine it was written on stayed under 1e-5."""
 from __future__ import annotations
 
 import os
@@ -127,10 +130,10 @@ def _config(overrides: list[str]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("overrides", "dtype"),
-    [(["encoder.width=32"], torch.float32), (["pipeline=independent", "encoder.width=32"], torch.float32),
+    [(["encoder.width=32"], torch.float32), (["pipeline=independent", "encoder.width=32"], torch.float64),
      (["encoder=tiny_transformer"], torch.float32),
      (["encoder.width=32", "components.parser.model.lstm_width=64"], torch.float64)],
-    ids=["shared-cnn", "independent-cnn", "shared-tiny-transformer", "shared-cnn-bilstm-parser-float64"],
+    ids=["shared-cnn", "independent-cnn-float64", "shared-tiny-transformer", "shared-cnn-bilstm-parser-float64"],
 )
 def test_two_ranks_equal_one_process_on_the_union(tmp_path: Path, overrides: list[str], dtype: torch.dtype) -> None:
     config = _config(overrides)

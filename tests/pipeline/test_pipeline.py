@@ -125,7 +125,7 @@ def test_grad_factor_scales_the_listener_gradient(make_config, tiny_corpus: Path
 
 def test_grad_factor_schedule_freezes_then_unfreezes(make_config, tiny_corpus: Path) -> None:
     schedule = "{_use_: distnlp.frozen_then.v1, frozen_steps: 5, value: 1.0}"
-    config = make_config("encoder.width=32", *[f"components.{c}.grad_factor={schedule}" for c in ("tagger", "morphologizer", "parser", "lemmatizer", "ner")], train=tiny_corpus)
+    config = make_config("encoder.width=32", *[f"components.{c}.grad_factor={schedule}" for c in ("senter", "tagger", "morphologizer", "parser", "lemmatizer", "ner")], train=tiny_corpus)
     nlp = build_pipeline(config)
     _randomize_heads(nlp)
     nlp.train()
