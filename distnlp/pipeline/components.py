@@ -305,7 +305,10 @@ class ParserComponent(Component):
 
     @property
     def max_sentence_length(self) -> int:
-        return int(self.settings.get("max_sentence_length", DEFAULT_MAX_SENTENCE_LENGTH))
+        value = int(self.settings.get("max_sentence_length", DEFAULT_MAX_SENTENCE_LENGTH))
+        if value < 1:
+            raise ConfigError(f"components.{self.name}.max_sentence_length", f"must be at least 1, not {value}", "use a positive word count, e.g. 256")
+        return value
 
     def set_annotations(self, docs: Sequence[Doc], scores: Any, lengths: Sequence[int]) -> None:
         from ..models.heads_parser import bounded_starts, sentence_starts

@@ -219,3 +219,12 @@ def test_compiled_decoding_equals_the_reference_on_every_dev_sentence(monkeypatc
     monkeypatch.setattr(mst_batch, "decode_batch", reference)
     assert parse() == compiled
     assert sum(len(list(d.sents)) for d in gold) > 500  # every sentence of a real dev set
+
+
+def test_a_bad_max_sentence_length_is_a_config_error_naming_the_key() -> None:
+    from distnlp.errors import ConfigError
+
+    nlp = _random_parser_pipeline("[parser]")
+    nlp.components["parser"].settings["max_sentence_length"] = 0
+    with pytest.raises(ConfigError, match="components.parser.max_sentence_length"):
+        nlp.predict([Doc(words=["a", "b"], spaces=[True, False])])
