@@ -213,6 +213,7 @@ def _stats_to_json(stats: _Stats) -> dict[str, Any]:
         "docs": stats.docs, "sentences": stats.sentences, "words": stats.words, "entities": stats.entities,
         "labels": {k: sorted(v) for k, v in stats.labels.items() if v},
         "annotated": dict(stats.annotated), "missing": dict(stats.missing),
+        "lemma_trees": dict(stats.lemma_trees() or {}),  # a split's own stats: always counted
     }
 
 
@@ -225,3 +226,7 @@ def _merge_stats(into: _Stats, data: dict[str, Any]) -> None:
         into.labels.setdefault(col, set()).update(labels)
     into.annotated.update(data["annotated"])
     into.missing.update(data["missing"])
+    if "lemma_trees" not in data or into.merged_trees is None:
+        into.merged_trees = None  # a split recorded before the counts were kept: meta.json leaves them out, not short
+    else:
+        into.merged_trees.update(data["lemma_trees"])

@@ -3,6 +3,7 @@
     distnlp --version
 
     distnlp convert INPUT... OUTPUT_DIR [--format ...]
+    distnlp corpus-labels CORPUS_DIR...     # label inventories for a corpus converted before they were stored
     distnlp init vectors INPUT OUTPUT_DIR [--prune N] [--truncate N]
     distnlp init config --from-spacy config.cfg DIR/experiment/NAME.yaml
     distnlp config show [overrides]      # the fully resolved config
@@ -39,9 +40,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from . import commands, convert
+    from . import commands, convert, corpus_labels
 
     convert.add_parser(sub)
+    corpus_labels.add_parser(sub)
     init = sub.add_parser("init", help="create assets: vectors")
     init_sub = init.add_subparsers(dest="init_command", required=True)
     from . import init_vectors

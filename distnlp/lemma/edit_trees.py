@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Union
 
-__all__ = ["apply_tree", "build_tree", "count_trees", "parse_tree", "tree_for"]
+__all__ = ["apply_tree", "build_tree", "count_trees", "parse_tree", "tree_for", "trees_of_pair_counts"]
 
 Tree = Union[tuple, None]  # ("m", pre, suf, prefix, suffix) | ("s", orig, subst) | None
 
@@ -85,9 +85,14 @@ def _from_json(obj: Any) -> Tree:
     raise ValueError(f"not an edit tree: {obj!r}")
 
 
+IDENTITY = '["m",0,0,null,null]'  # the whole form kept: what _build makes of form == lemma
+
+
 @lru_cache(maxsize=200_000)
 def tree_for(form: str, lemma: str) -> str:
     """The canonical string of the tree that turns `form` into `lemma` (cached: corpora repeat pairs)."""
+    if form == lemma and form:
+        return IDENTITY  # most distinct pairs (60% in EWT), 3/4 of the tree-building time if searched
     return json.dumps(_to_json(_build(form, lemma)), ensure_ascii=False, separators=(",", ":"))
 
 
@@ -110,8 +115,14 @@ def apply_tree(tree: str, form: str) -> str | None:
 
 def count_trees(pairs: Iterable[tuple[str, str | None]]) -> Counter[str]:
     """How often each tree occurs over (form, lemma) pairs; a None lemma (missing) is skipped."""
-    pair_counts = Counter(p for p in pairs if p[1] is not None)
+    return trees_of_pair_counts(Counter(pairs))
+
+
+def trees_of_pair_counts(pair_counts: Mapping[tuple[str, str | None], int]) -> Counter[str]:
+    """`count_trees` from (form, lemma) -> n already counted (a corpus writer counts pairs while
+    the docs go by and builds each distinct pair's tree once at the end)."""
     trees: Counter[str] = Counter()
     for (form, lemma), n in pair_counts.items():
-        trees[tree_for(form, lemma)] += n  # type: ignore[arg-type]
+        if lemma is not None:
+            trees[tree_for(form, lemma)] += n
     return trees

@@ -82,3 +82,13 @@ def test_raw_text_benchmark_runs_tiny(tmp_path):
     assert side["words_per_s"] > 0 and 0 <= side["tree_search_share"] <= side["parser_decode_share"] < 1
     assert report["rounds"][0]["spacy"]["words_per_s"] > 0 and report["ratio_words_per_s"] > 0
     assert report["long_doc"]["distnlp"]["words"] == 500 and report["long_doc"]["spacy"]["peak_rss_mb"] > 0
+
+
+def test_startup_benchmark_runs_tiny(tmp_path):
+    """bench_startup.py on the demo twice: stored and scanned edit-tree labels agree."""
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_startup.py"), "--words", "0.4M", "--modes", "meta,scan_lemma", "--work", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])["rows"]
+    assert [r["copies"] for r in rows] == [2]  # the demo twice: counts in meta.json doubled
+    assert all(r["meta"]["lemma_labels"] == r["scan_lemma"]["lemma_labels"] for r in rows)

@@ -2,6 +2,8 @@
 kept parts and refuse forms they do not fit."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from distnlp.cli.compose import DEMO_DATA
@@ -60,6 +62,15 @@ def test_identity_and_counts() -> None:
     assert apply_tree(ident, "anything") == "anything"
     counts = count_trees([("cats", "cat"), ("dogs", "dog"), ("went", "go"), ("x", None)])
     assert counts[tree_for("cats", "cat")] == 2 and sum(counts.values()) == 3
+
+
+def test_identity_shortcut_is_the_searched_tree() -> None:
+    """tree_for returns the identity string without the substring search: the same string."""
+    from distnlp.lemma.edit_trees import _build, _to_json
+
+    for word in ("a", "dog", "Ünïcode", "x y", "\"q\""):
+        assert tree_for(word, word) == json.dumps(_to_json(_build(word, word)), ensure_ascii=False, separators=(",", ":"))
+    assert tree_for("", "") == "null" and tree_for("", "x") == '["s","","x"]'  # the empty form still searched
 
 
 def test_canonical_string_is_stable() -> None:

@@ -8,7 +8,10 @@
 - Deterministic: same docs in -> byte-identical shards and meta.json (no timestamps anywhere;
   pyarrow's `created_by` names only its version).
 - Labels: the inventories are accumulated while writing and stored in meta.json, so training
-  never has to peek at examples to learn its label set.
+  never has to peek at examples to learn its label set: each column's labels, the
+  morphologizer's POS+features labels, and the lemma edit trees with their counts (training
+  applies its own min_tree_freq, summed over several corpora). Start-up reads meta.json only,
+  however large the corpus.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...errors import CorpusError
+from ...lemma.edit_trees import trees_of_pair_counts
 from ...owned_paths import check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from ..doc import Doc, join_morph, merge_ranges
 from ..schema import CORPUS_SCHEMA, LABEL_COLUMNS, SCHEMA_VERSION
@@ -129,6 +133,9 @@ class _Stats:
         self.labels: dict[str, set[str]] = {c: set() for c in (*LABEL_COLUMNS, "morphologizer")}
         self.annotated: Counter[str] = Counter()
         self.missing: Counter[str] = Counter()  # tokens whose annotation is missing, per column
+        self.lemma_pairs: Counter[tuple[str, str | None]] = Counter()  # (form, lemma) -> n: a tree per distinct pair, once, at the end
+        # edit-tree counts merged in from other stats (annotate's splits); None: a part did not count them
+        self.merged_trees: Counter[str] | None = Counter()
 
     def add(self, doc: Doc) -> dict[str, Any]:
         _check_doc(doc)
@@ -152,6 +159,8 @@ class _Stats:
                 self.labels[col].update(v for v in row[col] if v is not None)  # None: missing, not a label
         if doc.pos is not None and doc.morphs is not None:
             self.labels["morphologizer"].update(m for m in map(join_morph, doc.pos, doc.morphs) if m is not None)
+        if doc.lemmas is not None:
+            self.lemma_pairs.update(zip(doc.words, doc.lemmas))  # a None lemma (missing) is skipped by the tree count
         if doc.ent_spans is not None:
             self.entities += len(doc.ent_spans)
             self.labels["ents"].update(label for _, _, label in doc.ent_spans)
@@ -159,6 +168,12 @@ class _Stats:
         if doc.cats is not None:
             self.labels["cats"].update(doc.cats)
         return row
+
+    def lemma_trees(self) -> Counter[str] | None:
+        """Edit tree -> how many tokens it turns into their lemma; None when not every part was counted."""
+        if self.merged_trees is None:
+            return None
+        return self.merged_trees + trees_of_pair_counts(self.lemma_pairs)
 
 
 def _check_doc(doc: Doc) -> None:
@@ -179,6 +194,7 @@ def _check_doc(doc: Doc) -> None:
 
 
 def _meta(stats: _Stats, shards: list[dict[str, Any]], sources: list[Path] | list[str], fmt: str, report: ConvertReport) -> dict[str, Any]:
+    trees = stats.lemma_trees()
     return {
         "schema_version": SCHEMA_VERSION,
         "format": fmt,
@@ -187,6 +203,8 @@ def _meta(stats: _Stats, shards: list[dict[str, Any]], sources: list[Path] | lis
         # tokens whose annotation is unknown inside annotated docs (not trained, not scored)
         "missing_tokens": {col: n for col, n in sorted(stats.missing.items()) if n},
         "annotated": {col: stats.annotated[col] for col in _ANNOTATION_COLUMNS if stats.annotated[col]},
+        # the lemmatizer's labels before min_tree_freq ({} without lemmas); absent: `distnlp corpus-labels` adds it
+        **({"lemma_trees": dict(sorted(trees.items()))} if trees is not None else {}),
         "sources": [_describe_source(p) for p in sources],
         "shards": shards,
         # what the readers counted: skipped sentences, NER join results (see ConvertReport)
