@@ -7,7 +7,8 @@ reported. On a restart (FailureConfig) or a resubmitted run (`resume=true`, same
 storage_path), the candidates are the checkpoint Ray hands back plus those of the same run in
 the run directory (Ray 2.60 sometimes hands back none, or an older one, when a worker dies right
 after a report). A candidate of another run is never loaded; one whose checksums do not match is
-skipped with a warning naming the bad file.
+skipped with a warning naming the bad file. Every rank restores the same step, agreed through the
+worker's gather (training/coordinator.py, `restore_agreed`).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import ray.train
 
 from ..errors import CheckpointError
 from ..training import checkpoint as ckpt
-from ..training.coordinator import FailureInjection, Gather, restore_newest, write_checkpoint
+from ..training.coordinator import FailureInjection, Gather, restore_agreed, write_checkpoint
 from ..training.run_identity import RunIdentity, committed_checkpoints
 
 
@@ -41,7 +42,7 @@ class RayCoordinator:
             candidates = {p.resolve() for p in self._on_disk()}
             if handed_back is not None and ckpt.is_complete(handed_back) and ckpt.manifest_run_id(handed_back) == self.identity.run_id:
                 candidates.add(handed_back.resolve())
-            state = restore_newest(candidates, load, rank=self.rank)
+            state = restore_agreed(candidates, load, rank=self.rank, gather=self.gather)
         if state is None and self.identity.resume:
             raise CheckpointError(f"{self.run_dir}: no committed checkpoint of run {self.identity.run_id} could be loaded; start the run again with overwrite=true")
         return state

@@ -24,7 +24,7 @@ from .env import WorkerEnv
 from .pipeline_objective import PipelineObjective, build_pipeline, load_vectors, score_weights  # noqa: F401 (re-exported)
 from .run_identity import RunIdentity, prepare_output_dir
 from .settings import DistributedSettings, LoopSettings, pretrain_settings, training_settings
-from .setup import Worker, setup_worker
+from .setup import Worker, check_same_weights, setup_worker
 from .step import Reducer
 
 SECTIONS = {"train": "training", "pretrain": "pretrain"}
@@ -79,6 +79,8 @@ def run_objective(
     # Every rank builds the same initial weights from the same seed; dropout and masks differ.
     seed_everything(settings.seed)
     objective = _build_objective(config, entry, settings, env, console)
+    if env.world_size > 1:  # a rank that built other weights would train another model, silently
+        check_same_weights(objective.model, worker.gather)
     seed_everything(settings.seed + 1000 * env.rank)
     objective.model.to(worker.device)
     reducer = make_reducer(objective.model) if make_reducer is not None else worker.make_reducer(objective.model)
