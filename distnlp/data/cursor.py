@@ -40,16 +40,28 @@ class CursorStream:
 
     def __iter__(self) -> Iterator[Doc]:
         """Epoch mode: the rest of the current epoch. Infinite mode: epoch after epoch."""
+        empty_epochs = 0
         while True:
-            fresh = self.position == 0
+            epoch, fresh = self.epoch, self.position == 0
             n = 0
             for doc in self._rest_of_epoch():
                 n += 1
                 yield doc
             if not self.infinite:
                 return
-            if fresh and n == 0:
+            empty_epochs = empty_epochs + 1 if fresh and n == 0 else 0
+            if empty_epochs and self._gives_nothing_after(epoch, empty_epochs):
                 return  # a whole epoch gave nothing (empty share, all filtered): it never will
+
+    def _gives_nothing_after(self, epoch: int, empty_epochs: int) -> bool:
+        """Whether `empty_epochs` whole epochs in a row, the last `epoch`, that gave nothing mean
+        no later one will (true where shares keep their size from epoch to epoch)."""
+        return True
+
+    def rest_of_epoch(self) -> Iterator[Doc]:
+        """The current epoch's remaining docs, whatever the mode; the cursor ends at (epoch + 1, 0).
+        Training reads this way: the loop opens the next epoch once every rank is done."""
+        return self._rest_of_epoch()
 
     def _rest_of_epoch(self) -> Iterator[Doc]:
         raise NotImplementedError

@@ -12,11 +12,12 @@ current world size as usual.
 """
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import CheckpointError
-from .shards import CorpusInfo, Piece, epoch_pieces, split_pieces
+from .shards import CorpusInfo, Piece, epoch_pieces, piece_words, split_pieces
 
 PlanJson = list[list[int]]  # [[unit index, start, stop], ...]
 
@@ -35,11 +36,12 @@ def plan_from_json(info: CorpusInfo, plan: PlanJson) -> list[Piece]:
 
 
 def share(info: CorpusInfo, *, seed: int, epoch: int, shuffle: bool, rank: int, world_size: int,
-          plan: Sequence[Piece] | None) -> list[Piece]:
-    """A rank's pieces of an epoch: its slice of the plan when there is one, else of the epoch's order."""
+          plan: Sequence[Piece] | None, by_words: bool = True) -> list[Piece]:
+    """A rank's pieces of an epoch: its slice of the plan when there is one, else of the epoch's
+    order; balanced by words (`by_words`) or by docs."""
     if plan is not None:
-        return split_pieces(plan, rank, world_size)
-    return epoch_pieces(info.units, seed, epoch, shuffle, rank, world_size)
+        return split_pieces(plan, rank, world_size, piece_words(info, seed, epoch, shuffle) if by_words else None)
+    return epoch_pieces(info, seed, epoch, shuffle, rank, world_size, by_words)
 
 
 def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shuffle: bool) -> tuple[int, list[Piece]]:
@@ -64,7 +66,7 @@ def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shu
         for piece in share(info, seed=seed, epoch=epoch, shuffle=shuffle, rank=rank, world_size=world, plan=plan):
             lo, hi = max(position, offset), offset + len(piece)
             run = lo
-            for q in (q for q in skip if lo <= q < hi):  # already emitted: cut out of the range
+            for q in skip[bisect.bisect_left(skip, lo):bisect.bisect_left(skip, hi)]:  # already emitted: cut out
                 if run < q:
                     remaining.append(Piece(piece.unit, piece.start + run - offset, piece.start + q - offset))
                 run = q + 1
@@ -81,7 +83,8 @@ def resplit(info: CorpusInfo, states: Sequence[Mapping[str, Any]], world_size: i
     size_index = max(int(s.get("size_index", s.get("batches_emitted", 0))) for s in states)
     return [{"stream": {"epoch": epoch, "position": 0, "rank": rank, "world_size": world_size, "seed": seed,
                         "plan": {"epoch": epoch, "pieces": plan_to_json(plan)}},
-             "skip": [], "batches_emitted": int(states[0].get("batches_emitted", 0)), "size_index": size_index}
+             "skip": [], "batches_emitted": int(states[0].get("batches_emitted", 0)), "size_index": size_index,
+             "open_epoch": epoch}
             for rank in range(world_size)]
 
 

@@ -145,7 +145,7 @@ def open_training_stream(
     labels = [f"corpus.train[{i}]" if several else "corpus.train" for i in range(len(entries))]
     streams = {
         e.name: DocStream(e.path, rank=rank, world_size=world_size, seed=seed, shuffle=shuffle, infinite=True,
-                          min_length=min_length, max_length=max_length, label=label)
+                          min_length=min_length, max_length=max_length, label=label, balance_by_words=not several)
         for e, label in zip(entries, labels)
     }
     if not several:

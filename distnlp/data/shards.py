@@ -7,6 +7,7 @@ never touch torch.distributed (docs/architecture.md, decision 3).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -34,6 +35,9 @@ class Unit:
     shard: int
     row_group: int
     rows: int
+    # Words in it, from the footer (the words column's value count: an empty doc counts 1), so
+    # ranks can share an epoch by words without reading a row. 0 = unknown: weigh rows by count.
+    words: int = 0
 
 
 @dataclass
@@ -61,6 +65,10 @@ class CorpusInfo:
     # Parquet leaf paths of nested string columns (words.list.element, ...): read as Arrow
     # dictionaries, so decoding skips materializing (and later re-hashing) every string.
     dict_leaves: list[str] = field(default_factory=list)
+    # unit index -> each stored row's word count (max(len, 1), as the footer counts): read only for
+    # the few row groups where a rank's share starts or ends
+    _row_words: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _piece_words: dict[tuple[int, int, bool], Any] = field(default_factory=dict, repr=False)  # shards.piece_words
 
     @property
     def n_docs(self) -> int:
@@ -98,6 +106,20 @@ class CorpusInfo:
                 REBUILD,
             )
         return table
+
+    def row_words(self, unit: Unit) -> np.ndarray:
+        """Each stored row's word count (an empty or null doc weighs 1, as in `Unit.words`)."""
+        cached = self._row_words.get(unit.index)
+        if cached is None:
+            if not unit.words:
+                cached = np.ones(unit.rows, dtype=np.int64)
+            else:
+                arr = self.read_unit(unit, ["spaces"]).column("spaces").combine_chunks()
+                cached = np.maximum(np.diff(arr.offsets.to_numpy()).astype(np.int64), 1)
+                if arr.null_count:
+                    cached[~arr.is_valid().to_numpy(zero_copy_only=False)] = 1
+            self._row_words[unit.index] = cached
+        return cached
 
 
 def resolve_path(path: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
@@ -141,6 +163,7 @@ def _open_corpus(path: str | os.PathLike[str], label: str | None) -> CorpusInfo:
     for s_idx, (file, expected_rows) in enumerate(shard_files):
         name = posixpath.basename(file)
         md = _read_footer(fs, file, name)
+        words_leaf = _leaf_index(md, "words.list.element")
         if expected_rows is not None and md.num_rows != expected_rows:
             raise CorpusError(name, f"has {md.num_rows} rows, meta.json says {expected_rows} (truncated or replaced?)", REBUILD)
         names = list(md.schema.to_arrow_schema().names)
@@ -150,13 +173,19 @@ def _open_corpus(path: str | os.PathLike[str], label: str | None) -> CorpusInfo:
             raise CorpusError(name, f"columns {names} differ from the first shard's {columns}", REBUILD)
         shards.append(Shard(file=file, name=name, metadata=md))
         for rg in range(md.num_row_groups):
-            units.append(Unit(index=len(units), shard=s_idx, row_group=rg, rows=md.row_group(rg).num_rows))
+            group = md.row_group(rg)
+            words = group.column(words_leaf).num_values if words_leaf is not None and group.num_rows else 0
+            units.append(Unit(index=len(units), shard=s_idx, row_group=rg, rows=group.num_rows, words=words))
     cols = columns or []
     for required in ("words", "spaces"):
         if shards and required not in cols:
             raise CorpusError(shards[0].name, f"no {required!r} column (not a distnlp corpus?)", REBUILD)
     return CorpusInfo(path=shown, fs=fs, root=root, meta=meta, shards=shards, units=units, columns=cols, label=label,
                       dict_leaves=_nested_string_leaves(shards[0].metadata) if shards else [])
+
+
+def _leaf_index(md: pq.FileMetaData, path: str) -> int | None:
+    return next((i for i in range(md.num_columns) if md.schema.column(i).path == path), None)
 
 
 def _nested_string_leaves(md: pq.FileMetaData) -> list[str]:
@@ -224,15 +253,19 @@ def _read_footer(fs: pafs.FileSystem, file: str, name: str) -> pq.FileMetaData:
 # --- rank assignment (pure) -------------------------------------------------------------------
 #
 # An epoch's global order is: units in an order shuffled by (seed, epoch), each unit's rows in
-# an order shuffled by (seed, epoch, unit). Rank r takes the contiguous slice
-# [r*N//W, (r+1)*N//W) of that order. Why contiguous rather than striping every W-th row:
+# an order shuffled by (seed, epoch, unit). Rank r takes the rows of that order whose first word
+# falls in [r*T//W, (r+1)*T//W), T the epoch's words: a contiguous slice balanced by words, not
+# by documents, because training consumes words (batches of N words), so shares of equal words
+# take as many steps on every rank. Why contiguous rather than striping every W-th row:
 #  - striping makes every rank read and decode every row group (W times the I/O of the corpus
 #    per epoch: at 64 GPUs, 64x); a contiguous slice reads each row group once, except at most
 #    W-1 boundary row groups that two neighbours both read;
-#  - doc counts per rank differ by at most one, even with fewer row groups than ranks (a row
-#    group is then split between several ranks, each taking a slice of its shuffled rows);
+#  - word counts per rank differ by at most one document, even with fewer row groups than ranks
+#    (a row group is then split between several ranks, each taking a slice of its shuffled rows);
 #  - the unit order is reshuffled every epoch, so which units a rank sees changes every epoch.
-# Everything is computed from row-group metadata, never from the rows themselves.
+# Whole row groups are weighed by their footer's word count; only a row group a boundary falls in
+# has its rows' word counts read (the `spaces` column of that row group). Every rank computes the
+# same split from the same data, so the shares partition the epoch.
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -246,15 +279,20 @@ def unit_order(units: Sequence[Unit], seed: int, epoch: int, shuffle: bool) -> l
     return [units[i] for i in perm]
 
 
+@functools.lru_cache(maxsize=1024)
 def row_order(unit: Unit, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
-    """The order of a unit's rows; keyed by the unit's stored index so every rank agrees."""
+    """The order of a unit's rows; keyed by the unit's stored index so every rank agrees.
+    Cached (read-only): a resumed epoch's plan can cut one row group into many pieces."""
     if not shuffle:
-        return np.arange(unit.rows, dtype=np.int64)
-    return _rng(seed, epoch, unit.index, 0x5EED).permutation(unit.rows).astype(np.int64)
+        order = np.arange(unit.rows, dtype=np.int64)
+    else:
+        order = _rng(seed, epoch, unit.index, 0x5EED).permutation(unit.rows).astype(np.int64)
+    order.flags.writeable = False
+    return order
 
 
 def rank_span(total: int, rank: int, world_size: int) -> tuple[int, int]:
-    """This rank's [lo, hi) of the global order: sizes differ by at most one."""
+    """This rank's [lo, hi) of a total: sizes differ by at most one."""
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in range for world_size {world_size}")
     return rank * total // world_size, (rank + 1) * total // world_size
@@ -272,26 +310,80 @@ class Piece:
         return self.stop - self.start
 
 
-def rank_pieces(ordered: Sequence[Unit], rank: int, world_size: int) -> list[Piece]:
-    """The pieces of `ordered` (an epoch's unit order) that belong to this rank, in order."""
-    return split_pieces([Piece(u, 0, u.rows) for u in ordered], rank, world_size)
+class PieceWords:
+    """Word counts of an epoch's pieces. Per row group, the cumulative words along its row order
+    are kept, so a piece's total is one subtraction: a resumed epoch's plan can cut one row group
+    into many pieces (the docs emitted after the earliest pending one)."""
+
+    def __init__(self, info: CorpusInfo, seed: int, epoch: int, shuffle: bool) -> None:
+        self.info, self.seed, self.epoch, self.shuffle = info, seed, epoch, shuffle
+        self._cumulative: dict[int, list[int]] = {}  # a list: scalar lookups are 50x numpy's
+
+    def _cum(self, unit: Unit) -> list[int]:
+        cum = self._cumulative.get(unit.index)
+        if cum is None:
+            words = self.info.row_words(unit)[row_order(unit, self.seed, self.epoch, self.shuffle)]
+            cum = self._cumulative[unit.index] = [0, *np.cumsum(words).tolist()]
+        return cum
+
+    def __call__(self, piece: Piece) -> np.ndarray:
+        """The word count of each of the piece's rows, in its order."""
+        return np.diff(np.asarray(self._cum(piece.unit)[piece.start:piece.stop + 1], dtype=np.int64))
+
+    def total(self, piece: Piece) -> int:
+        if piece.start == 0 and piece.stop == piece.unit.rows:
+            return piece.unit.words  # a whole row group: its footer says, nothing is read
+        cum = self._cum(piece.unit)
+        return cum[piece.stop] - cum[piece.start]
 
 
-def split_pieces(plan: Sequence[Piece], rank: int, world_size: int) -> list[Piece]:
-    """This rank's contiguous slice of `plan` (an epoch's rows in order), sizes within one row."""
-    total = sum(len(p) for p in plan)
-    lo, hi = rank_span(total, rank, world_size)
+def piece_words(info: CorpusInfo, seed: int, epoch: int, shuffle: bool) -> PieceWords:
+    """The epoch's PieceWords, kept on `info` for the epoch (every split of it reuses the sums)."""
+    key = (seed, epoch, shuffle)
+    cached = info._piece_words.get(key)
+    if cached is None:
+        if len(info._piece_words) >= 4:
+            info._piece_words.clear()
+        cached = info._piece_words[key] = PieceWords(info, seed, epoch, shuffle)
+    return cached
+
+
+def _piece_total(piece: Piece, words_of: PieceWords | None) -> int:
+    if words_of is None or not piece.unit.words:
+        return len(piece)
+    return words_of.total(piece)
+
+
+def split_pieces(plan: Sequence[Piece], rank: int, world_size: int, words_of: PieceWords | None) -> list[Piece]:
+    """This rank's contiguous slice of `plan` (an epoch's rows in order): the rows whose first
+    word falls in its span of the plan's words (`words_of` None: of its rows)."""
+    totals = [_piece_total(p, words_of) for p in plan]
+    lo, hi = rank_span(sum(totals), rank, world_size)
     pieces: list[Piece] = []
     offset = 0
-    for p in plan:
-        a, b = max(lo, offset), min(hi, offset + len(p))
-        if a < b:
-            pieces.append(Piece(p.unit, p.start + a - offset, p.start + b - offset))
-        offset += len(p)
+    for p, total in zip(plan, totals):
+        end = offset + total
         if offset >= hi:
             break
+        if end > lo:
+            if lo <= offset and end <= hi:
+                pieces.append(p)
+            else:
+                weights = words_of(p) if words_of is not None and p.unit.words else np.ones(len(p), dtype=np.int64)
+                starts = offset + np.cumsum(weights) - weights
+                a, b = (int(i) for i in np.searchsorted(starts, [lo, hi], side="left"))
+                if a < b:
+                    pieces.append(Piece(p.unit, p.start + a, p.start + b))
+        offset = end
     return pieces
 
 
-def epoch_pieces(units: Sequence[Unit], seed: int, epoch: int, shuffle: bool, rank: int, world_size: int) -> list[Piece]:
-    return rank_pieces(unit_order(units, seed, epoch, shuffle), rank, world_size)
+def whole_units(ordered: Sequence[Unit]) -> list[Piece]:
+    return [Piece(u, 0, u.rows) for u in ordered]
+
+
+def epoch_pieces(info: CorpusInfo, seed: int, epoch: int, shuffle: bool, rank: int, world_size: int,
+                 by_words: bool = True) -> list[Piece]:
+    """This rank's pieces of an epoch, balanced by words (or by docs: a mixture's draws are docs)."""
+    plan = whole_units(unit_order(info.units, seed, epoch, shuffle))
+    return split_pieces(plan, rank, world_size, piece_words(info, seed, epoch, shuffle) if by_words else None)

@@ -1,7 +1,7 @@
 """Streaming Docs out of a Parquet corpus: this rank's shuffled share, one row group at a time.
 
 `DocStream` is what a training replica iterates. Work is assigned by `shards.epoch_pieces` (a
-contiguous slice of the epoch's shuffled global order per rank); the stream keeps a cursor
+contiguous slice of the epoch's shuffled global order per rank, balanced by words); the stream keeps a cursor
 (epoch, position) that goes into checkpoints, so a resumed run yields exactly the docs an
 uninterrupted one would have yielded next.
 """
@@ -218,8 +218,11 @@ class DocStream(CursorStream):
         min_length: int = 0,
         max_length: int = 0,
         label: str | None = None,
+        balance_by_words: bool = True,
     ) -> None:
-        """`label`: the config key naming this corpus ("corpus.train"), put in every error."""
+        """`label`: the config key naming this corpus ("corpus.train"), put in every error.
+        `balance_by_words`: ranks' shares hold equal words (training consumes words), else equal
+        docs (a mixture's draws are docs: equal docs keep one epoch of draws covering each share)."""
         if world_size < 1 or not 0 <= rank < world_size:
             raise ConfigError("rank", f"rank {rank} is outside 0..{world_size - 1}", "pass 0 <= rank < world_size")
         self.info = open_corpus(path, label)
@@ -227,6 +230,7 @@ class DocStream(CursorStream):
         self.shuffle, self.infinite = bool(shuffle), bool(infinite)
         self.columns = _select_columns(self.info, columns)
         self.min_length, self.max_length = int(min_length), int(max_length)
+        self.balance_by_words = bool(balance_by_words)
         self.epoch = 0
         self.position = 0
         self.skipped = 0  # docs outside [min_length, max_length] since this stream was made
@@ -235,6 +239,7 @@ class DocStream(CursorStream):
         # An elastic resume's plan for one epoch: what is left of it, split for this world size
         # (data/elastic.py); None = the epoch's own order.
         self._plan: tuple[int, list[Piece]] | None = None
+        self._plan_json: dict[str, Any] | None = None
 
     # --- plan --------------------------------------------------------------------------------
     def pieces(self, epoch: int | None = None) -> list[Piece]:
@@ -244,7 +249,7 @@ class DocStream(CursorStream):
         if self._pieces_key != key:
             plan = self._plan[1] if self._plan is not None and self._plan[0] == epoch else None
             self._pieces = share(self.info, seed=self.seed, epoch=epoch, shuffle=self.shuffle, rank=self.rank,
-                                 world_size=self.world_size, plan=plan)
+                                 world_size=self.world_size, plan=plan, by_words=self.balance_by_words)
             self._pieces_key = key
         return self._pieces
 
@@ -254,17 +259,28 @@ class DocStream(CursorStream):
         if self._plan is not None:
             # Kept after its epoch too: a batcher's pending doc can put the saved cursor back
             # into the plan's epoch after the stream itself moved on (training/batches.py).
-            state["plan"] = {"epoch": self._plan[0], "pieces": plan_to_json(self._plan[1])}
+            # One shared object, never copied: the state is taken for every doc read.
+            state["plan"] = self._plan_json
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         plan = state.get("plan")
         self._plan = None if plan is None else (int(plan["epoch"]), plan_from_json(self.info, plan["pieces"]))
+        self._plan_json = None if self._plan is None else {"epoch": self._plan[0], "pieces": plan_to_json(self._plan[1])}
         self._pieces_key = None
 
+    def _gives_nothing_after(self, epoch: int, empty_epochs: int) -> bool:
+        # A share balanced by words can be empty in one epoch and not the next (a long doc can
+        # span a rank's whole span of words), so an empty share ends an infinite stream only
+        # when the corpus is empty or after many epochs in a row; docs all filtered end it.
+        if not self.balance_by_words or self.info.n_docs == 0 or self.pieces(epoch):
+            return True
+        return empty_epochs >= 64
+
     def __len__(self) -> int:
-        """Rows (docs before length filtering) in this rank's share of one epoch."""
+        """Rows (docs before length filtering) in this rank's share of the current epoch (the same
+        in every epoch when balanced by docs; within a doc's words of T / world_size by words)."""
         return sum(len(p) for p in self.pieces())
 
     # --- iteration ---------------------------------------------------------------------------

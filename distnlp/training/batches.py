@@ -1,5 +1,11 @@
 """Batches that resume exactly, whatever the batcher.
 
+Epochs are global: a session reads only the rest of the *open* epoch (`rest_of_epoch`), and a
+rank whose share of it is trained on takes empty steps until the loop, seeing every rank there,
+opens the next (`begin_epoch`). So every rank crosses an epoch boundary at the same optimizer
+step, and no rank reads a document of epoch e + 1 while another still trains on epoch e
+(docs/architecture.md, "Exact resume").
+
 A batcher (batch_by_words, a user's) holds docs it has read but not yet emitted (its batch and
 overflow buffers), so the stream's cursor alone would skip them on resume. This wrapper tags
 each doc with the stream cursor it was read at, and keeps, for each pending doc, the stream's
@@ -52,7 +58,8 @@ class ResumableBatches:
         self.batcher = batcher
         self.shuffle_words = int(shuffle_words)
         self._skip: set[Cursor] = set()
-        self.exhausted = False
+        self.exhausted = False  # this session's batches are all out (the open epoch is done here)
+        self.open_epoch = int(stream.epoch)  # the global epoch being read; never read past it
         self.batches_emitted = 0  # since the run began: the global step when one batch = one step
         self.size_index = 0  # the schedule step the next batch's size comes from
         self._takes_start = accepts_start(batcher)
@@ -62,16 +69,27 @@ class ResumableBatches:
 
     @property
     def epoch(self) -> int:
-        """The stream's epoch; with a shuffle window, that of the earliest doc not yet batched
-        (a window reads ahead, and an epoch is done only when its last doc was trained on)."""
-        if self.shuffle_words and self._pending:
+        """The stream's epoch, or that of the earliest doc not yet batched (a batcher or a
+        shuffle window reads ahead, and an epoch is done only when its last doc was trained on)."""
+        if self._pending:
             return min(int(self.stream.epoch), next(iter(self._pending))[0])
         return int(self.stream.epoch)
 
     @property
     def reached_epoch(self) -> int:
-        """The epoch this rank's data has reached (the loop takes the minimum over ranks)."""
-        return self.epoch + (1 if self.exhausted else 0)
+        """The epoch this rank's data has reached: open_epoch + 1 once its share of the open epoch
+        is trained on (the loop takes the minimum over ranks, and then calls `begin_epoch`)."""
+        return self.epoch
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Open `epoch` (every rank has finished the one before): a fresh batcher session reads it."""
+        if epoch <= self.open_epoch:
+            return
+        if self.epoch < epoch:
+            raise RuntimeError(f"epoch {epoch} opened while this rank is still in epoch {self.epoch}")
+        self.open_epoch = int(epoch)
+        self.exhausted = False
+        self._start()
 
     def take(self) -> list[Doc]:
         """The next batch, or [] once this rank's share yields nothing (a zero-weight step)."""
@@ -83,9 +101,15 @@ class ResumableBatches:
             self.exhausted = True
             return []
 
+    def _open_epoch_docs(self) -> Iterator[Doc]:
+        if int(self.stream.epoch) > self.open_epoch:
+            return iter(())  # this rank is done with the open epoch: it waits for the others
+        rest = getattr(self.stream, "rest_of_epoch", None)
+        return rest() if rest is not None else iter(self.stream)
+
     def _tagged(self) -> Iterator[Doc]:
         before = self.stream.state_dict()
-        for doc in self.stream:
+        for doc in self._open_epoch_docs():
             cursor = (int(before["epoch"]), int(before["position"]))
             state, before = before, self.stream.state_dict()
             if cursor in self._skip:
@@ -139,14 +163,21 @@ class ResumableBatches:
             stream_state = dict(self.stream.state_dict())
             emitted = []
         return {"stream": stream_state, "skip": [list(c) for c in emitted], "batches_emitted": self.batches_emitted,
-                "size_index": self.size_index}
+                "size_index": self.size_index, "open_epoch": self.open_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stream.load_state_dict(state["stream"])
         self._skip = {(int(e), int(p)) for e, p in state.get("skip", [])}
         self.batches_emitted = int(state.get("batches_emitted", 0))
         self.size_index = int(state.get("size_index", self.batches_emitted))
+        # Checkpoints before global epochs: the rank's own epoch was the one it read.
+        self.open_epoch = int(state.get("open_epoch", self.epoch_of(state)))
+        self.exhausted = False
         self._start()
+
+    @staticmethod
+    def epoch_of(state: dict[str, Any]) -> int:
+        return int(state["stream"]["epoch"])
 
     def load_resplit(self, states: list[dict[str, Any]]) -> None:
         """Continue a checkpoint of len(states) replicas on this stream's world size (elastic

@@ -98,6 +98,10 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
         batch_index = state.batch_in_epoch - 1
         if point.epoch_done:
             state.epoch, state.batch_in_epoch = epoch_now, 0
+            # Every rank has trained on its share of the epoch: all open the next one together.
+            begin = getattr(batches, "begin_epoch", None)
+            if begin is not None:
+                begin(epoch_now)
         # `last` first: evaluation and saving below then happen on the final step too.
         point.last = _finished(settings, state)
         objective.after_step(state, result, lr=learn_rate(state.step - 1), data_time=t_data)

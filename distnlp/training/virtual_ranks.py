@@ -121,6 +121,10 @@ class DataRanks:
             return 1 << 30
         return min(h.batches.reached_epoch for h in self.hosted.values())
 
+    def begin_epoch(self, epoch: int) -> None:
+        for h in self.hosted.values():
+            h.batches.begin_epoch(epoch)
+
     def restart(self) -> None:
         for h in self.hosted.values():
             h.batches.restart()
