@@ -96,6 +96,41 @@ def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, first
     assert _docs_used(logs)[0] == corpus  # epoch 0: none twice, none dropped
 
 
+def test_four_ranks_resized_to_three_then_two_mid_window_and_mid_epoch(tmp_path: Path) -> None:
+    """torchrun 4 -> 3 -> 2 through the engine, each resize at a checkpoint where ranks are mid-epoch
+    and the batchers hold docs read from a shuffle window; the run then goes on through a second
+    epoch. Every document of each epoch is trained on exactly once, and every rank's docs at each
+    step are of the epoch the run is in (the epochs are crossed together)."""
+    from distnlp.cli.compose import DEMO_DATA
+    from distnlp.data.stream import read_docs
+
+    out, logs = tmp_path / "run", tmp_path / "docs"
+    logs.mkdir()
+    (tmp_path / "logged.py").write_text(LOGGED_BATCHER)
+    common = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
+              "training.log_every=1", "training.max_eval_docs=2", "distributed.num_threads=1", "nlp.pipeline=[tagger]",
+              f"code={tmp_path / 'logged.py'}", "training.batcher._use_=test.logged_batch_by_words.v1", f"+training.batcher.log_dir={logs}",
+              "training.curves=false", "corpus.shuffle_words=3000"]
+    env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
+
+    def run(ranks: int, *limits: str) -> None:
+        done = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *common, *limits], capture_output=True, text=True,
+                              env={**env, "DISTNLP_CPU_WORKERS": str(ranks)}, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        assert f"replicas: {ranks}" in done.stdout
+
+    run(4, "training.max_steps=3")
+    run(3, "training.resume=true", "training.max_steps=6")
+    run(2, "training.resume=true", "training.max_steps=0", "training.max_epochs=2")
+    steps = _step_log(out)
+    assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))  # each resume continued where the last stopped
+    epoch_of_step = [s["epoch"] for s in steps]
+    assert epoch_of_step[5] == 0 and epoch_of_step[-1] == 2  # both resizes mid-epoch 0; two epochs done
+    corpus = Counter(d.doc_id for d in read_docs(DEMO_DATA / "dev"))
+    used = _docs_used(logs)
+    assert used[0] == corpus and used[1] == corpus and set(used) == {0, 1}  # each epoch exactly once, nothing of epoch 2
+
+
 def _step_log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
 
