@@ -26,14 +26,22 @@ fi
 # about 40 s to give up, a quarter of the demo's run time; bash's /dev/tcp is refused at once.
 ray_running() { (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null && ray status --address "${ADDRESS}" >/dev/null 2>&1; }
 started=0
+# A temp dir of our own: on exit we stop exactly the Ray processes that name it (and what they
+# started), never another user's or job's Ray on this host, as `ray stop` would.
+# (Under /tmp, not $TMPDIR: Ray's socket paths must stay short.) Its logs are left, as Ray's are.
+ray_temp="/tmp/distnlp-ray-${PORT}-$$"
 if ! ray_running; then
   echo "${LAUNCHER}: starting a local Ray on ${ADDRESS} (${workers} ${WORKER_NOUN}(s), GPU: ${use_gpu})" >&2
   cpus=$(( $(nproc) > workers ? $(nproc) : workers ))
-  ray start --head --node-ip-address=127.0.0.1 --port="${PORT}" --num-cpus="${cpus}" \
+  ray start --head --node-ip-address=127.0.0.1 --port="${PORT}" --num-cpus="${cpus}" --temp-dir="${ray_temp}" \
     --include-dashboard=false --disable-usage-stats >/dev/null
   started=1
 fi
-cleanup() { if [ "${started}" = 1 ]; then ray stop >/dev/null 2>&1 || true; fi; }
+cleanup() {
+  if [ "${started}" = 1 ]; then
+    python -m distnlp.ray_backend.local_stop "${ray_temp}" "${PORT}" >/dev/null 2>&1 || true
+  fi
+}
 trap cleanup EXIT
 
 # Our defaults; an override the caller gives for the same key replaces it.
