@@ -98,9 +98,23 @@ def committed_checkpoints(directories: Iterable[Path], run_id: str) -> list[Path
     return sorted(found, key=ckpt.manifest_step)
 
 
+def _check_directory(output_dir: Path, key: str) -> None:
+    """One line, before anything is written, if `output_dir` cannot be a directory: it, or a
+    folder above it, is a file; or it cannot be created."""
+    for path in (output_dir, *output_dir.parents):
+        if path.exists() and not path.is_dir():
+            what = "is a file" if path == output_dir else f"is under {path}, which is a file"
+            raise ConfigError(key, f"{output_dir} {what}, not a directory", f"point {key} at a directory")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot create {output_dir}: {exc.strerror or exc}", f"point {key} at a directory you can write") from None
+
+
 def prepare_output_dir(config: Mapping[str, Any], section: str, output_dir: Path, *, resume: bool, overwrite: bool,
                        checkpoint_dirs: Iterable[Path] = ()) -> RunIdentity:
     """Establish the run's identity (driver or rank 0, before any worker starts)."""
+    _check_directory(output_dir, f"{section}.output_dir")
     digest = config_hash(config, section)
     run_file = output_dir / RUN_FILE
     existing = _read_run_file(run_file)
