@@ -85,10 +85,16 @@ def test_raw_text_benchmark_runs_tiny(tmp_path):
 
 
 def test_startup_benchmark_runs_tiny(tmp_path):
-    """bench_startup.py on the demo twice: stored and scanned edit-tree labels agree."""
-    proc = subprocess.run([sys.executable, str(BENCH / "bench_startup.py"), "--words", "0.4M", "--modes", "meta,scan_lemma", "--work", str(tmp_path)],
+    """bench_startup.py on the demo twice: stored and scanned edit-tree labels agree, and real
+    training start-up reaches its first optimizer step (first_step, one run)."""
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_startup.py"), "--words", "0.4M", "--modes", "meta,scan_lemma,first_step",
+                           "--repeats", "1", "--work", str(tmp_path)],
                           capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.strip().splitlines()[-1])["rows"]
     assert [r["copies"] for r in rows] == [2]  # the demo twice: counts in meta.json doubled
     assert all(r["meta"]["lemma_labels"] == r["scan_lemma"]["lemma_labels"] for r in rows)
+    first = rows[0]["first_step"]
+    assert first["repeats"] == 1 and first["maxrss_mib"] > 0
+    # the phases partition launch -> end of the first step
+    assert abs(sum(first["phases"].values()) - first["seconds"]) < 0.05 * first["seconds"]
