@@ -7,6 +7,7 @@ never touch torch.distributed (docs/architecture.md, decision 3).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -44,11 +45,14 @@ class Unit:
 class Shard:
     file: str  # path inside `CorpusInfo.fs`
     name: str  # file name, for messages
-    metadata: pq.FileMetaData = field(repr=False)
+    # The Parquet footer; None until the shard is first read when meta.json lists its row groups
+    # (opening a corpus then reads one footer, not one per shard: start-up does not grow with it).
+    metadata: pq.FileMetaData | None = field(repr=False, default=None)
+    groups: list[tuple[int, int]] = field(default_factory=list)  # (rows, words) per row group
 
     @property
     def rows(self) -> int:
-        return self.metadata.num_rows
+        return sum(rows for rows, _ in self.groups)
 
 
 @dataclass
@@ -82,11 +86,21 @@ class CorpusInfo:
         """`text` (a shard, a row group) prefixed with the corpus label, for an error's `where`."""
         return labelled(self.label, text)
 
-    def open_shard(self, shard: int) -> pq.ParquetFile:
-        """A ParquetFile that reuses the footer read at open time (one less request on s3)."""
+    def footer(self, shard: int) -> pq.FileMetaData:
+        """The shard's footer, read once, and checked against what meta.json (or the first shard) says."""
         s = self.shards[shard]
+        if s.metadata is None:
+            md = _read_footer(self.fs, s.file, self.where(s.name))
+            _check_footer(md, s, self.columns, self.where(s.name))
+            s.metadata = md
+        return s.metadata
+
+    def open_shard(self, shard: int) -> pq.ParquetFile:
+        """A ParquetFile that reuses the footer already read (one less request on s3)."""
+        s = self.shards[shard]
+        md = self.footer(shard)
         try:
-            return pq.ParquetFile(self.fs.open_input_file(s.file), metadata=s.metadata, read_dictionary=self.dict_leaves)
+            return pq.ParquetFile(self.fs.open_input_file(s.file), metadata=md, read_dictionary=self.dict_leaves)
         except (OSError, pa.ArrowException) as exc:
             raise CorpusError(self.where(s.name), f"cannot open shard: {exc}", REBUILD) from exc
 
@@ -157,31 +171,72 @@ def _open_corpus(path: str | os.PathLike[str], label: str | None) -> CorpusInfo:
     root = root.rstrip("/") or "/"
     meta = _read_meta(fs, root, shown)
     shard_files = _shard_files(fs, root, meta, shown)
+    listed = _listed_groups(meta, len(shard_files))
     shards: list[Shard] = []
-    units: list[Unit] = []
     columns: list[str] | None = None
     for s_idx, (file, expected_rows) in enumerate(shard_files):
         name = posixpath.basename(file)
-        md = _read_footer(fs, file, name)
-        words_leaf = _leaf_index(md, "words.list.element")
-        if expected_rows is not None and md.num_rows != expected_rows:
-            raise CorpusError(name, f"has {md.num_rows} rows, meta.json says {expected_rows} (truncated or replaced?)", REBUILD)
-        names = list(md.schema.to_arrow_schema().names)
-        if columns is None:
-            columns = names
-        elif names != columns:
-            raise CorpusError(name, f"columns {names} differ from the first shard's {columns}", REBUILD)
-        shards.append(Shard(file=file, name=name, metadata=md))
-        for rg in range(md.num_row_groups):
-            group = md.row_group(rg)
-            words = group.column(words_leaf).num_values if words_leaf is not None and group.num_rows else 0
-            units.append(Unit(index=len(units), shard=s_idx, row_group=rg, rows=group.num_rows, words=words))
+        shard = Shard(file=file, name=name)
+        if listed is not None and s_idx > 0:
+            shard.groups = listed[s_idx]  # its footer is read when the shard is first read
+            if expected_rows is not None and shard.rows != expected_rows:
+                raise CorpusError(f"{shown}/{META_FILE}", f"lists {shard.rows} rows in {name}'s row groups and {expected_rows} as its rows", REBUILD)
+        else:
+            md = _read_footer(fs, file, name)
+            shard.groups = listed[s_idx] if listed is not None else _footer_groups(md)
+            if expected_rows is not None and md.num_rows != expected_rows:
+                raise CorpusError(name, f"has {md.num_rows} rows, meta.json says {expected_rows} (truncated or replaced?)", REBUILD)
+            names = list(md.schema.to_arrow_schema().names)
+            if columns is None:
+                columns = names
+            _check_footer(md, shard, columns, name)
+            shard.metadata = md
+        shards.append(shard)
+    units = [Unit(index=0, shard=s_idx, row_group=rg, rows=rows, words=words)
+             for s_idx, shard in enumerate(shards) for rg, (rows, words) in enumerate(shard.groups)]
+    units = [dataclasses.replace(u, index=i) for i, u in enumerate(units)]
     cols = columns or []
     for required in ("words", "spaces"):
         if shards and required not in cols:
             raise CorpusError(shards[0].name, f"no {required!r} column (not a distnlp corpus?)", REBUILD)
     return CorpusInfo(path=shown, fs=fs, root=root, meta=meta, shards=shards, units=units, columns=cols, label=label,
-                      dict_leaves=_nested_string_leaves(shards[0].metadata) if shards else [])
+                      dict_leaves=_nested_string_leaves(shards[0].metadata) if shards and shards[0].metadata is not None else [])
+
+
+def _footer_groups(md: pq.FileMetaData) -> list[tuple[int, int]]:
+    """(rows, words) per row group; words is the words column's value count (an empty doc counts 1)."""
+    leaf = _leaf_index(md, "words.list.element")
+    groups = []
+    for rg in range(md.num_row_groups):
+        group = md.row_group(rg)
+        groups.append((group.num_rows, group.column(leaf).num_values if leaf is not None and group.num_rows else 0))
+    return groups
+
+
+def footer_groups(path: str | os.PathLike[str]) -> list[dict[str, int]]:
+    """What meta.json lists for a shard just written (`row_groups`): rows and words of each group."""
+    return [{"rows": rows, "words": words} for rows, words in _footer_groups(pq.read_metadata(path))]
+
+
+def _listed_groups(meta: dict[str, Any], n_shards: int) -> list[list[tuple[int, int]]] | None:
+    """Each shard's (rows, words) per row group from meta.json, when it lists them for every shard."""
+    listed = meta.get("shards")
+    if not listed or len(listed) != n_shards or not all(isinstance(e, dict) and isinstance(e.get("row_groups"), list) for e in listed):
+        return None
+    try:
+        return [[(int(g["rows"]), int(g["words"])) for g in e["row_groups"]] for e in listed]
+    except (KeyError, TypeError, ValueError):
+        return None  # a hand-edited entry: read the footers instead
+
+
+def _check_footer(md: pq.FileMetaData, shard: Shard, columns: list[str], where: str) -> None:
+    """A footer agrees with the first shard's columns and with the row groups meta.json lists."""
+    names = list(md.schema.to_arrow_schema().names)
+    if names != columns:
+        raise CorpusError(where, f"columns {names} differ from the first shard's {columns}", REBUILD)
+    found = _footer_groups(md)
+    if found != shard.groups:
+        raise CorpusError(where, f"row groups (rows, words) {found[:3]}... differ from meta.json's {shard.groups[:3]}... (truncated or replaced?)", REBUILD)
 
 
 def _leaf_index(md: pq.FileMetaData, path: str) -> int | None:

@@ -32,6 +32,7 @@ from ...lemma.edit_trees import trees_of_pair_counts
 from ...owned_paths import check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from ..doc import Doc, join_morph, merge_ranges
 from ..schema import CORPUS_SCHEMA, LABEL_COLUMNS, SCHEMA_VERSION
+from ..shards import footer_groups
 from .report import ConvertReport
 
 META_FILE = "meta.json"
@@ -122,7 +123,9 @@ def _write_shard(rows: list[dict[str, Any]], tmp: Path, index: int, row_group_si
     name = SHARD_PATTERN.format(index)
     table = pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)
     pq.write_table(table, tmp / name, compression="zstd", row_group_size=row_group_size)
-    return {"file": name, "rows": len(rows), "words": sum(len(r["words"]) for r in rows)}
+    # Each row group's rows and words, from the footer just written: opening the corpus then reads
+    # one footer, not one per shard, and ranks share epochs by words without reading a row.
+    return {"file": name, "rows": len(rows), "words": sum(len(r["words"]) for r in rows), "row_groups": footer_groups(tmp / name)}
 
 
 class _Stats:
