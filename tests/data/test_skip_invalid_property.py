@@ -57,7 +57,8 @@ def _write_files(docs: list[list[Sent]], root: Path) -> tuple[Path, Path]:
         for k, s in enumerate(sents):
             sid = f"d{d}-s{k}"
             head = f"# newdoc id = d{d}\n" if k == 0 else ""
-            lines = [f"{i + 1}\t{w}\t{w.lower()}\tX\t{t}\t_\t0\tdep\t_\t_" for i, (w, t) in enumerate(zip(s.words, _tags(s)))]
+            # a valid tree (word 1 is the root), so only the kinds above are invalid
+            lines = [f"{i + 1}\t{w}\t{w.lower()}\tX\t{t}\t_\t{min(i, 1)}\tdep\t_\t_" for i, (w, t) in enumerate(zip(s.words, _tags(s)))]
             if s.kind == "bad_conllu":
                 lines[-1] = lines[-1].replace("\t", " ", 1)  # a token line with too few columns
             conllu.append(f"{head}# sent_id = {sid}\n" + "\n".join(lines) + "\n")

@@ -33,6 +33,7 @@ class _Sentence:
     lemmas: list[str | None] = field(default_factory=list)
     deps: list[str | None] = field(default_factory=list)
     heads: list[int | None] = field(default_factory=list)  # 1-based within the sentence, 0 = root
+    lines: list[int] = field(default_factory=list)  # the line of every word, for errors
 
 
 def read_conllu(
@@ -46,7 +47,8 @@ def read_conllu(
 
     Without `# newdoc` comments (and no n_sents), every sentence is its own doc, as spaCy's
     converter does. With skip_invalid, a malformed sentence is skipped and counted in `report`
-    (`skipped_sentences`) instead of raising CorpusError.
+    (`skipped_sentences`) instead of raising CorpusError; a sentence whose heads do not form a tree
+    (see `_check_tree`) is kept with its heads and relations missing and counted (`invalid_trees`).
     """
     if n_sents is not None and n_sents < 1:
         raise CorpusError("--n-sents", f"must be at least 1, not {n_sents}", "pass a positive number")
@@ -159,7 +161,7 @@ def _parse_block(
     path: str | Path, block: list[tuple[int, str]], skip_invalid: bool, report: ConvertReport
 ) -> _Sentence | None:
     try:
-        return _parse_sentence(path, block)
+        sent = _parse_sentence(path, block)
     except CorpusError as e:
         if not skip_invalid:
             raise
@@ -167,6 +169,16 @@ def _parse_block(
         # keep the document boundary even when its first sentence is bad
         newdoc = _newdoc_of(block)
         return _Sentence(line=block[0][0], newdoc=newdoc) if newdoc is not None else None
+    try:
+        _check_tree(path, sent)
+    except CorpusError as e:
+        if not skip_invalid:
+            raise
+        report.skip("invalid_trees", str(e))
+        # the words, tags and the rest are fine: only this sentence's tree is missing, never a wrong one
+        sent.heads = [None] * len(sent.words)
+        sent.deps = [None] * len(sent.words)
+    return sent
 
 
 def _newdoc_of(block: list[tuple[int, str]]) -> str | None:
@@ -185,7 +197,6 @@ def _parse_sentence(path: str | Path, block: list[tuple[int, str]]) -> _Sentence
     sent = _Sentence(line=block[0][0])
     # a multiword token `3-4` carries the SpaceAfter of its last word
     ranges: list[tuple[int, int, bool]] = []
-    head_lines: list[int] = []
     for lineno, line in block:
         if line.startswith("#"):
             if line.startswith("# newdoc"):
@@ -229,12 +240,9 @@ def _parse_sentence(path: str | Path, block: list[tuple[int, str]]) -> _Sentence
         arc = head != "_" and cols[7] != "_"
         sent.heads.append(int(head) if arc else None)
         sent.deps.append(cols[7] if arc else None)
-        head_lines.append(lineno)
+        sent.lines.append(lineno)
         sent.spaces.append("SpaceAfter=No" not in cols[9].split("|"))
     n = len(sent.words)
-    for i, h in enumerate(sent.heads):
-        if h is not None and h > n:
-            raise CorpusError(where(path, head_lines[i]), f"HEAD {h} is out of range (the sentence has {n} words)", "HEAD must be 0 or the ID of a word in the same sentence")
     for first, last, space in ranges:
         if last > n:
             raise CorpusError(where(path, sent.line), f"multiword token range {first}-{last} ends after the last word ({n})", "fix the range line")
@@ -243,3 +251,53 @@ def _parse_sentence(path: str | Path, block: list[tuple[int, str]]) -> _Sentence
             sent.spaces[i] = False
         sent.spaces[last - 1] = space
     return sent
+
+
+_TREE_FIX = "fix the HEAD column, or pass --skip-invalid to keep the sentence with its heads and relations missing"
+
+
+def _check_tree(path: str | Path, sent: _Sentence) -> None:
+    """Raise CorpusError unless the sentence's heads form one tree over its words.
+
+    Heads are word IDs (multiword-token ranges and empty nodes are not words; their HEAD columns
+    are not read). Every head is 0..n and no word heads itself; at most one word has HEAD 0, and
+    following heads never loops. A word without a head (`_`) is a missing arc, not an error: a
+    partly annotated sentence needs no root, but when every word has a head there is exactly one
+    root. The error names the line of the offending word (the sentence's first line for "no root").
+    """
+    heads, n = sent.heads, len(sent.words)
+    root: int | None = None  # 0-based index of the first word with HEAD 0
+    for i, h in enumerate(heads):
+        if h is None:
+            continue
+        if h > n:
+            raise CorpusError(where(path, sent.lines[i]), f"HEAD {h} of word {i + 1} is out of range (the sentence has {n} words)",
+                              "HEAD must be 0 or the ID of a word in the same sentence; " + _TREE_FIX)
+        if h == i + 1:
+            raise CorpusError(where(path, sent.lines[i]), f"word {i + 1} is its own head (HEAD {h})", _TREE_FIX)
+        if h == 0:
+            if root is not None:
+                raise CorpusError(where(path, sent.lines[i]), f"word {i + 1} is a second root (HEAD 0, as word {root + 1} is)",
+                                  "a sentence has exactly one root; " + _TREE_FIX)
+            root = i
+    if root is None and n and all(h is not None for h in heads):
+        raise CorpusError(where(path, sent.line), "the sentence has no root (no word has HEAD 0)", "a sentence has exactly one root; " + _TREE_FIX)
+    # follow heads from every word: a walk that comes back to a word of its own path is a cycle
+    state = [0] * n  # 0 unseen, 1 on the current walk, 2 known to reach the root or a missing head
+    for start in range(n):
+        walk: list[int] = []
+        j: int | None = start
+        while j is not None and state[j] == 0:
+            state[j] = 1
+            walk.append(j)
+            h = heads[j]
+            j = None if h is None or h == 0 else h - 1
+        if j is not None and state[j] == 1:
+            cycle = walk[walk.index(j):]
+            first = min(cycle)
+            k = cycle.index(first)
+            ids = [c + 1 for c in cycle[k:] + cycle[:k]] + [first + 1]
+            raise CorpusError(where(path, sent.lines[first]), f"the heads form a cycle ({' -> '.join(map(str, ids))})",
+                              "every word must lead to the root by its heads; " + _TREE_FIX)
+        for w in walk:
+            state[w] = 2
