@@ -4,12 +4,15 @@
 listeners or independent embeddings, `grad_factor`, the components distnlp trains, `[training]`,
 `[initialize]`, `[pretraining]`) and lists every other setting with its config path and why.
 Nothing is dropped silently: every leaf of the spaCy config is either used, or listed, or
-empty (`null`, `[]`, `{}`: nothing to translate).
+empty (`null`, `[]`, `{}`: nothing to translate). Every registered-function node (a block with
+an `@architectures`, `@layers`, `@readers`, ... key, at any depth) is listed by its own path and
+registered name unless the translator read it at its place and maps it exactly
+(`registered.EXACT`): an unknown or custom name is never silently replaced by distnlp's default.
 
 Blocks a partial config leaves out take spaCy's defaults, as `spacy init fill-config` fills
 them (the values marked "spaCy's default" in the submodules); for the embedding these are also
 distnlp's own defaults (conf/encoder/tok2vec.yaml), so a missing block and spaCy's filled block
-train alike. Modules: tracker (what was used), embedding, components, training (with
+train alike. Modules: tracker (what was used), registered (the names translated exactly), embedding, components, training (with
 [initialize], [corpora] and [pretraining]).
 """
 

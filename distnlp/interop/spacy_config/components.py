@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import registered as reg
 from .embedding import translate_pooling, translate_tok2vec
 from .tracker import Tracker
 
-LISTENERS = ("spacy.Tok2VecListener.v1", "spacy-transformers.TransformerListener.v1",
-             "spacy-curated-transformers.LastTransformerLayerListener.v1")
+LISTENERS = reg.LISTENERS
 # spaCy factory -> distnlp factory
 HEAD_FACTORIES = {"tagger": "tagger", "morphologizer": "morphologizer", "senter": "senter", "parser": "parser", "ner": "ner",
                   "textcat": "textcat", "textcat_multilabel": "textcat_multilabel", "trainable_lemmatizer": "lemmatizer"}
@@ -27,8 +27,7 @@ DEFAULT_WEIGHTS = {"senter": {"sents_f": 1.0}, "textcat_multilabel": {"cats_scor
 # component settings whose spaCy default is the only behaviour distnlp has
 NEUTRAL = {"extend": False, "neg_prefix": "!", "moves": None, "learn_tokens": False,
            "incorrect_spans_key": None, "nO": None, "normalize": False}
-SPACY_SCORERS = ("spacy.tagger_scorer.v1", "spacy.morphologizer_scorer.v1", "spacy.senter_scorer.v1", "spacy.parser_scorer.v1",
-                 "spacy.ner_scorer.v1", "spacy.textcat_scorer.v2", "spacy.textcat_multilabel_scorer.v2", "spacy.lemmatizer_scorer.v1")
+SPACY_SCORERS = tuple(n for names in reg.SCORERS.values() for n in names)
 
 
 # --- components ------------------------------------------------------------------------------
@@ -36,7 +35,7 @@ def translate_component(t: Tracker, name: str, factory: str, encoder: dict[str, 
     base = f"components.{name}"
     t.take(f"{base}.factory")
     model_path = f"{base}.model"
-    arch = str(t.take(f"{model_path}.@architectures", ""))
+    arch = str(t.registered(f"{model_path}.@architectures", reg.HEAD_MODELS[factory], ""))
     comp: dict[str, Any] = {"factory": factory}
     head: dict[str, Any] = {"_use_": HEADS[factory], "dropout": 0.0}
     if factory != "parser":
@@ -72,15 +71,15 @@ def translate_component(t: Tracker, name: str, factory: str, encoder: dict[str, 
     # whether predictions replace annotations already on a doc: distnlp predicts into fresh docs
     # (and its spaCy component always writes what it predicts)
     t.take(f"{base}.overwrite")
-    scorer = t.get(f"{base}.scorer.@scorers")
-    if scorer is None or scorer in SPACY_SCORERS:
-        t.take(f"{base}.scorer.@scorers")
+    if t.registered(f"{base}.scorer.@scorers", reg.SCORERS[factory]) not in (None, *reg.SCORERS[factory]):
+        t.note(f"{base}.scorer", f"distnlp's {factory} reports its own scores ({', '.join(SCORES[factory])})")
     if arch.startswith("spacy.TransitionBasedParser"):
         what = "a biaffine graph parser (distnlp.BiaffineParserHead.v1)" if factory == "parser" else "a BILUO tagger with constrained decoding (distnlp.NERHead.v1)"
         for key in ("state_type", "extra_state_tokens", "hidden_width", "maxout_pieces", "use_upper"):
             t.note(f"{model_path}.{key}", f"transition-based parser setting: distnlp's {factory} is {what}")
         for key in ("update_with_oracle_cut_size", "min_action_freq"):
             t.note(f"{base}.{key}", f"transition-based parser setting: distnlp's {factory} is {what}")
+        t.note(f"{model_path}.@architectures", f"{arch!r} is a transition-based parser: distnlp's {factory} is {what}")
     tok2vec_path = f"{model_path}.tok2vec"
     if not t.block(tok2vec_path):
         # e.g. TextCatBOW: no embedding in spaCy's model; distnlp's head needs one: its own tok2vec
@@ -89,7 +88,7 @@ def translate_component(t: Tracker, name: str, factory: str, encoder: dict[str, 
         _, embed = translate_tok2vec(t, "components.__none__")
         comp.update(listen=None, embed=embed, grad_factor=1.0)
     else:
-        listener = t.take(f"{tok2vec_path}.@architectures")
+        listener = t.registered(f"{tok2vec_path}.@architectures", LISTENERS)
         if listener in LISTENERS:
             comp["listen"] = "encoder"
             comp["grad_factor"] = float(t.take(f"{tok2vec_path}.grad_factor", 1.0))
@@ -98,9 +97,10 @@ def translate_component(t: Tracker, name: str, factory: str, encoder: dict[str, 
             if t.get(f"{tok2vec_path}.pooling") is not None:
                 translate_pooling(t, f"{tok2vec_path}.pooling", encoder)
         else:
-            t.used.discard(f"{tok2vec_path}.@architectures")
             _, embed = translate_tok2vec(t, tok2vec_path)
             comp.update(listen=None, embed=embed, grad_factor=1.0)
+    if arch and arch not in reg.HEAD_MODELS[factory]:  # after the notes above: the more precise reason wins
+        t.note(model_path, f"architecture {arch!r}: distnlp's {factory} is {HEADS[factory]}")
     comp["model"] = head
     if factory in DEFAULT_WEIGHTS:
         comp["score_weights"] = dict(DEFAULT_WEIGHTS[factory])

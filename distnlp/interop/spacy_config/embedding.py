@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import registered as reg
 from .tracker import Tracker, leaves
 
 # spaCy's tok2vec defaults (spacy/pipeline/tok2vec.py DEFAULT_TOK2VEC_MODEL)
 SPACY_EMBED = {"width": 96, "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500], "include_static_vectors": False}
 SPACY_ENCODE = {"width": 96, "depth": 4, "window_size": 1, "maxout_pieces": 3}
-POOLING = {f"reduce_{k}.v1": f"distnlp.reduce_{k}.v1" for k in ("mean", "max", "first", "last", "sum")}
+POOLING = reg.POOLING
 SPAN_GETTERS = ("strided_spans.v1", "doc_spans.v1", "sent_spans.v1")
 
 
@@ -25,8 +26,8 @@ def translate_embedder(t: Tracker, name: str) -> tuple[dict[str, Any], str]:
 
 def translate_tok2vec(t: Tracker, path: str) -> tuple[int, dict[str, Any]]:
     """(width, distnlp.Tok2Vec.v1 config) from a spaCy Tok2Vec / HashEmbedCNN block."""
-    arch = t.take(f"{path}.@architectures", "spacy.Tok2Vec.v2")
-    if arch in ("spacy.HashEmbedCNN.v1", "spacy.HashEmbedCNN.v2"):
+    arch = t.registered(f"{path}.@architectures", reg.HASH_EMBED_CNN + reg.TOK2VEC, "spacy.Tok2Vec.v2")
+    if arch in reg.HASH_EMBED_CNN:
         width = int(t.take(f"{path}.width", 96))
         size = int(t.take(f"{path}.embed_size", 2000))
         subword = bool(t.take(f"{path}.subword_features", True))
@@ -37,23 +38,23 @@ def translate_tok2vec(t: Tracker, path: str) -> tuple[int, dict[str, Any]]:
         encode = {"_use_": "distnlp.MaxoutWindowEncoder.v1", "width": width, "depth": int(t.take(f"{path}.depth", 4)),
                   "window_size": int(t.take(f"{path}.window_size", 1)), "maxout_pieces": int(t.take(f"{path}.maxout_pieces", 3))}
         return width, {"_use_": "distnlp.Tok2Vec.v1", "embed": embed, "encode": encode}
-    if arch not in ("spacy.Tok2Vec.v1", "spacy.Tok2Vec.v2"):
+    if arch not in reg.TOK2VEC:
         t.note(path, f"architecture {arch!r} has no distnlp equivalent: spaCy's default Tok2Vec is used instead")
         arch = "spacy.Tok2Vec.v2"
     embed_path, encode_path = f"{path}.embed", f"{path}.encode"
-    embed_arch = t.take(f"{embed_path}.@architectures", "spacy.MultiHashEmbed.v2")
-    if embed_arch not in ("spacy.MultiHashEmbed.v1", "spacy.MultiHashEmbed.v2"):
+    embed_arch = t.registered(f"{embed_path}.@architectures", reg.MULTI_HASH_EMBED, "spacy.MultiHashEmbed.v2")
+    if embed_arch not in reg.MULTI_HASH_EMBED:
         t.note(embed_path, f"{embed_arch!r} has no distnlp equivalent: spaCy's default MultiHashEmbed is used instead")
         embed_arch = None
     encode_arch = t.get(f"{encode_path}.@architectures", "spacy.MaxoutWindowEncoder.v2")
     if encode_arch in ("spacy.MishWindowEncoder.v1", "spacy.MishWindowEncoder.v2"):
         # same width, depth and window; only the activation differs
         t.note(f"{encode_path}.@architectures", f"{encode_arch!r}: distnlp has MaxoutWindowEncoder (maxout instead of mish, same width/depth/window)")
-    elif encode_arch not in ("spacy.MaxoutWindowEncoder.v1", "spacy.MaxoutWindowEncoder.v2"):
+    elif encode_arch not in reg.MAXOUT_ENCODER:
         t.note(encode_path, f"{encode_arch!r} has no distnlp equivalent: spaCy's default MaxoutWindowEncoder is used instead")
         encode_arch = None
     else:
-        t.take(f"{encode_path}.@architectures")
+        t.registered(f"{encode_path}.@architectures", reg.MAXOUT_ENCODER)
 
     def value(block: str, key: str, default: Any, usable: Any) -> Any:
         return t.take(f"{block}.{key}", default) if usable else default
@@ -79,18 +80,18 @@ def translate_tok2vec(t: Tracker, path: str) -> tuple[int, dict[str, Any]]:
 def _transformer(t: Tracker, base: str, factory: str) -> dict[str, Any]:
     """encoder=transformer settings from a spacy-transformers / curated-transformers component."""
     model_path = f"{base}.model"
-    arch = str(t.take(f"{model_path}.@architectures", ""))
+    arch = str(t.get(f"{model_path}.@architectures", ""))
     # distnlp.Transformer.v1's own defaults cover what the spaCy config does not set; spaCy's
     # listeners pool with reduce_mean unless they say otherwise
     model: dict[str, Any] = {"_use_": "distnlp.Transformer.v1", "name": "${encoder.name}", "pooling": {"_use_": "distnlp.reduce_mean.v1"}}
     encoder: dict[str, Any] = {"factory": "transformer", "model": model}
     if factory == "transformer":
-        if not arch.startswith("spacy-transformers.TransformerModel."):
-            t.note(model_path, f"architecture {arch!r} is not spacy-transformers.TransformerModel")
+        if t.registered(f"{model_path}.@architectures", reg.TRANSFORMER_MODELS) not in reg.TRANSFORMER_MODELS:
+            t.note(model_path, f"architecture {arch!r} is not spacy-transformers.TransformerModel: loaded as one")
         encoder["name"] = str(t.take(f"{model_path}.name", "roberta-base"))
         spans = f"{model_path}.get_spans"
-        getter = str(t.take(f"{spans}.@span_getters", "spacy-transformers.strided_spans.v1"))
-        model["get_spans"] = _span_getter(t, spans, getter.split(".", 1)[-1] if "." in getter else getter)
+        getter = str(t.registered(f"{spans}.@span_getters", reg.SPAN_GETTERS, "spacy-transformers.strided_spans.v1"))
+        model["get_spans"] = _span_getter(t, spans, reg.SPAN_GETTERS.get(getter, getter))
         for key in ("tokenizer_config", "transformer_config"):
             value = dict(t.take(f"{model_path}.{key}", {}) or {})
             if key == "tokenizer_config" and "use_fast" in value:
@@ -101,8 +102,9 @@ def _transformer(t: Tracker, base: str, factory: str) -> dict[str, Any]:
             model[key] = value
         model["mixed_precision"] = bool(t.take(f"{model_path}.mixed_precision", False))
         t.note(f"{model_path}.grad_scaler_config", "distnlp uses bf16 autocast (no gradient scaler)")
-        setter = t.take(f"{base}.set_extra_annotations.@annotation_setters", "spacy-transformers.null_annotation_setter.v1")
-        if setter == "spacy-transformers.null_annotation_setter.v1":
+        setter = t.registered(f"{base}.set_extra_annotations.@annotation_setters", reg.ANNOTATION_SETTERS,
+                              "spacy-transformers.null_annotation_setter.v1")
+        if setter in reg.ANNOTATION_SETTERS:
             model["set_extra_annotations"] = {"_use_": "distnlp.null_annotation_setter.v1"}
         else:
             t.note(f"{base}.set_extra_annotations", f"{setter!r}: distnlp has distnlp.null_annotation_setter.v1 and distnlp.trf_data_setter.v1")
@@ -118,12 +120,14 @@ def _transformer(t: Tracker, base: str, factory: str) -> dict[str, Any]:
             t.note(model_path, "no [initialize.components.NAME.encoder_loader] name: set encoder.name")
         else:
             encoder["name"] = str(name)
-        t.take(f"{loader}.@model_loaders")
+        if t.registered(f"{loader}.@model_loaders", reg.CURATED_LOADERS) not in (None, *reg.CURATED_LOADERS):
+            t.note(loader, "distnlp loads the Hugging Face model named by its `name`")
         t.neutral(f"{loader}.revision", "main")  # distnlp loads the default revision
-        t.take(f"{model_path}.@architectures")
+        if t.registered(f"{model_path}.@architectures", reg.CURATED_MODELS) not in reg.CURATED_MODELS:
+            t.note(model_path, f"architecture {arch!r}: distnlp loads the Hugging Face model the encoder loader names")
         spans = f"{model_path}.with_spans"
-        getter = str(t.take(f"{spans}.@architectures", "spacy-curated-transformers.WithStridedSpans.v1"))
-        if "WithStridedSpans" in getter:
+        getter = str(t.registered(f"{spans}.@architectures", reg.CURATED_SPANS, "spacy-curated-transformers.WithStridedSpans.v1"))
+        if getter in reg.CURATED_SPANS:
             model["get_spans"] = {"_use_": "distnlp.strided_spans.v1", "window": int(t.take(f"{spans}.window", 128)),
                                   "stride": int(t.take(f"{spans}.stride", 96))}
         else:
@@ -131,7 +135,8 @@ def _transformer(t: Tracker, base: str, factory: str) -> dict[str, Any]:
         t.note(f"{model_path}.piece_encoder", "distnlp uses the model's own Hugging Face tokenizer")
         t.note(f"initialize.components.{base.split('.', 1)[1]}.piecer_loader", "distnlp uses the model's own Hugging Face tokenizer")
         for key, _ in leaves(t.block(model_path)):
-            if not key.split(".")[0] in ("with_spans", "piece_encoder", "mixed_precision"):
+            # registered names are read above (or listed): sizes and dropouts only
+            if key.split(".")[0] not in ("with_spans", "piece_encoder", "mixed_precision") and not any(k.startswith("@") for k in key.split(".")):
                 t.take(f"{model_path}.{key}")  # sizes and dropouts: the loaded model's own config gives them
         model["mixed_precision"] = bool(t.take(f"{model_path}.mixed_precision", False))
     return encoder
@@ -162,4 +167,4 @@ def translate_pooling(t: Tracker, path: str, encoder: dict[str, Any]) -> None:
         return
     model["pooling"] = {"_use_": POOLING[layer]}
     encoder["pooled_by_listener"] = True
-    t.take(f"{path}.@layers")
+    t.registered(f"{path}.@layers", POOLING)

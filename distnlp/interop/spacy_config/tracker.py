@@ -2,7 +2,11 @@
 ones without a distnlp equivalent can all be listed with their config paths."""
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
+
+from .registered import EXACT
+
 
 class Tracker:
     """Reads the spaCy config and remembers which leaves were used or explained."""
@@ -29,6 +33,20 @@ class Tracker:
             self.used.update(f"{path}.{leaf}" for leaf, _ in leaves(value))
         return value
 
+    def registered(self, path: str, accepted: Container[str], default: Any = None) -> Any:
+        """The registered name at `path` (a `NODE.@registry` leaf; default when absent), marked as
+        translated only when this place translates it (`accepted`): any other name stays listed."""
+        missing = object()
+        value = self.get(path, missing)
+        if value is missing:
+            self.used.add(path)  # absent: nothing to list
+            return default
+        if isinstance(value, str) and value in accepted:
+            self.used.add(path)  # read and translated here
+        else:
+            self.used.discard(path)
+        return value
+
     def block(self, path: str) -> dict[str, Any]:
         value = self.get(path)
         return value if isinstance(value, dict) else {}
@@ -44,13 +62,26 @@ class Tracker:
         else:
             self.note(path, f"{self.get(path)!r}: distnlp has only spaCy's default behaviour ({value!r})")
 
+    def why(self, path: str) -> str | None:
+        return next((w for p, w in self.notes.items() if path == p or path.startswith(p + ".")), None)
+
     def untranslated(self) -> list[tuple[str, str]]:
+        """Every setting not translated, (config path, why). A registered-function node (a block
+        with an `@registry` key) is listed by its own path and registered name unless this place
+        translated it exactly (its name read here and in `registered.EXACT`), whatever else in
+        the translation read or replaced it."""
         out: list[tuple[str, str]] = list(self.listed)
         for path, value in leaves(self.cfg):
+            node, _, key = path.rpartition(".")
+            if key.startswith("@"):
+                if path in self.used and (key, value) in EXACT:
+                    continue
+                why = self.notes.get(path) or self.why(node or path) or "no distnlp equivalent"
+                out.append((node or path, why if str(value) in why else f"{key} {value!r}: {why}"))
+                continue
             if path in self.used or value in (None, [], {}, ""):
                 continue
-            why = next((w for p, w in self.notes.items() if path == p or path.startswith(p + ".")), None)
-            out.append((path, why or f"{value!r}: no distnlp equivalent"))
+            out.append((path, self.why(path) or f"{value!r}: no distnlp equivalent"))
         return out
 
 

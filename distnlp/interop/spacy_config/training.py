@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import registered as reg
 from .components import SCORES
 from .tracker import Tracker
 
@@ -40,8 +41,8 @@ def translate_training(t: Tracker, components: dict[str, Any]) -> dict[str, Any]
 
 
 def _optimizer(t: Tracker, path: str) -> dict[str, Any]:
-    name = t.take(f"{path}.@optimizers", "Adam.v1")
-    if name not in ("Adam.v1", "AdamW.v1"):
+    name = t.registered(f"{path}.@optimizers", reg.OPTIMIZERS, "Adam.v1")
+    if name not in reg.OPTIMIZERS:
         t.note(f"{path}.@optimizers", f"{name!r}: distnlp has Adam and AdamW; Adam's settings are used")
     decoupled = bool(t.take(f"{path}.L2_is_weight_decay", True)) or name == "AdamW.v1"
     out = {
@@ -59,7 +60,7 @@ def _schedule(t: Tracker, path: str, default: float) -> Any:
     if not isinstance(value, dict):
         t.take(path)
         return float(value)
-    name = t.take(f"{path}.@schedules")
+    name = t.registered(f"{path}.@schedules", reg.SCHEDULES)
     if name == "warmup_linear.v1":
         return {"_use_": "distnlp.warmup_linear.v1", "initial_rate": float(t.take(f"{path}.initial_rate")),
                 "warmup_steps": int(t.take(f"{path}.warmup_steps")), "total_steps": int(t.take(f"{path}.total_steps"))}
@@ -76,7 +77,7 @@ def _schedule(t: Tracker, path: str, default: float) -> Any:
 
 
 def _batcher(t: Tracker, path: str) -> dict[str, Any]:
-    name = t.take(f"{path}.@batchers", "spacy.batch_by_words.v1")
+    name = t.registered(f"{path}.@batchers", reg.BATCHERS, "spacy.batch_by_words.v1")
     if t.get(f"{path}.get_length") is not None:
         t.note(f"{path}.get_length", "a custom length function is not supported (documents are counted in words)")
     if name == "spacy.batch_by_padded.v1":
@@ -125,7 +126,9 @@ def translate_corpora(t: Tracker) -> None:
     """spaCy's .spacy paths: distnlp trains on converted corpora (`distnlp convert`)."""
     for split in ("train", "dev"):
         path = t.get(f"corpora.{split}.path")
-        t.take(f"corpora.{split}.@readers")
+        reader = t.registered(f"corpora.{split}.@readers", reg.CORPUS_READERS)
+        if reader not in (None, *reg.CORPUS_READERS):
+            t.note(f"corpora.{split}", f"reader {reader!r}: distnlp trains on corpora converted with `distnlp convert` (spaCy's spacy.Corpus.v1 files)")
         for key, neutral in (("max_length", 0), ("gold_preproc", False), ("limit", 0), ("augmenter", None)):
             t.neutral(f"corpora.{split}.{key}", neutral)
         if path:
@@ -157,7 +160,9 @@ def translate_pretraining(t: Tracker, embedder: str | None, overlay: dict[str, A
     corpus = str(t.take("pretraining.corpus", "corpora.pretrain"))
     reader = t.block(corpus)
     if reader:
-        t.take(f"{corpus}.@readers")
+        name = t.registered(f"{corpus}.@readers", reg.RAW_TEXT_READERS)
+        if name not in (None, *reg.RAW_TEXT_READERS):
+            t.note(corpus, f"reader {name!r}: distnlp reads raw text as spacy.JsonlCorpus.v1 does; its path is used")
         for key in ("min_length", "max_length"):
             if key in reader:
                 out[key] = int(t.take(f"{corpus}.{key}"))
@@ -171,7 +176,7 @@ def translate_pretraining(t: Tracker, embedder: str | None, overlay: dict[str, A
         out["optimizer"] = _optimizer(t, "pretraining.optimizer")
     objective = t.block("pretraining.objective")
     if objective:
-        arch = t.take("pretraining.objective.@architectures")
+        arch = t.registered("pretraining.objective.@architectures", reg.OBJECTIVES)
         if arch == "spacy.PretrainCharacters.v1":
             out["objective"] = "characters"
             out["objectives"] = {"characters": {k: int(t.take(f"pretraining.objective.{k}")) for k in ("maxout_pieces", "hidden_size", "n_characters") if k in objective}}
