@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import posixpath
@@ -39,6 +40,9 @@ class Unit:
     # Words in it, from the footer (the words column's value count: an empty doc counts 1), so
     # ranks can share an epoch by words without reading a row. 0 = unknown: weigh rows by count.
     words: int = 0
+    # SHA-256 (first 32 hex digits) of the row group's bytes in its shard, from meta.json; checked
+    # at every read of the row group. None: a corpus written before, page checksums only.
+    sha256: str | None = None
 
 
 @dataclass
@@ -100,19 +104,24 @@ class CorpusInfo:
         s = self.shards[shard]
         md = self.footer(shard)
         try:
-            return pq.ParquetFile(self.fs.open_input_file(s.file), metadata=md, read_dictionary=self.dict_leaves)
-        except (OSError, pa.ArrowException) as exc:
-            raise CorpusError(self.where(s.name), f"cannot open shard: {exc}", REBUILD) from exc
+            return pq.ParquetFile(self.fs.open_input_file(s.file), metadata=md, read_dictionary=self.dict_leaves,
+                                  page_checksum_verification=True)
+        except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: undecodable names in a damaged footer
+            raise CorpusError(self.where(s.name), f"cannot open shard: {_one_line(exc)}", REBUILD) from exc
 
-    def read_unit(self, unit: Unit, columns: Sequence[str]) -> pa.Table:
-        """The rows of one row group, only `columns`. A corrupt page names shard and row group."""
+    def read_unit(self, unit: Unit, columns: Sequence[str], verify: bool = True) -> pa.Table:
+        """The rows of one row group, only `columns`. Its bytes are checked against meta.json's
+        hash (`verify`) and every page against its checksum: any damage names shard and row group."""
         name = self.where(self.shards[unit.shard].name)
         try:
-            table = self.open_shard(unit.shard).read_row_group(unit.row_group, columns=list(columns))
+            parquet = self.open_shard(unit.shard)
+            if verify and unit.sha256 is not None:
+                self._verify_unit(unit, parquet.metadata, f"{name} row group {unit.row_group}")
+            table = parquet.read_row_group(unit.row_group, columns=list(columns))
         except CorpusError:
             raise
-        except (OSError, pa.ArrowException) as exc:
-            raise CorpusError(f"{name} row group {unit.row_group}", f"corrupt or truncated data: {exc}", REBUILD) from exc
+        except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: undecodable names in a damaged footer
+            raise CorpusError(f"{name} row group {unit.row_group}", f"corrupt or truncated data: {_one_line(exc)}", REBUILD) from exc
         if table.num_rows != unit.rows:
             raise CorpusError(
                 f"{name} row group {unit.row_group}",
@@ -121,6 +130,14 @@ class CorpusInfo:
             )
         return table
 
+    def _verify_unit(self, unit: Unit, md: pq.FileMetaData, where: str) -> None:
+        start, stop = row_group_span(md, unit.row_group)
+        with self.fs.open_input_file(self.shards[unit.shard].file) as f:
+            data = f.read_at(stop - start, start)
+        if len(data) != stop - start or content_hash(data) != unit.sha256:
+            raise CorpusError(where, "its bytes differ from the hash meta.json holds (the shard was changed or damaged "
+                                     "after it was written)", "restore the shard from a good copy or " + REBUILD)
+
     def row_words(self, unit: Unit) -> np.ndarray:
         """Each stored row's word count (an empty or null doc weighs 1, as in `Unit.words`)."""
         cached = self._row_words.get(unit.index)
@@ -128,12 +145,18 @@ class CorpusInfo:
             if not unit.words:
                 cached = np.ones(unit.rows, dtype=np.int64)
             else:
-                arr = self.read_unit(unit, ["spaces"]).column("spaces").combine_chunks()
+                # not verified here (only where a boundary falls; the row group's real read is)
+                arr = self.read_unit(unit, ["spaces"], verify=False).column("spaces").combine_chunks()
                 cached = np.maximum(np.diff(arr.offsets.to_numpy()).astype(np.int64), 1)
                 if arr.null_count:
                     cached[~arr.is_valid().to_numpy(zero_copy_only=False)] = 1
             self._row_words[unit.index] = cached
         return cached
+
+
+def _one_line(exc: BaseException) -> str:
+    """An Arrow or Thrift message folded onto one line (they can span several)."""
+    return " ".join(str(exc).split())
 
 
 def resolve_path(path: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
@@ -192,7 +215,8 @@ def _open_corpus(path: str | os.PathLike[str], label: str | None) -> CorpusInfo:
             _check_footer(md, shard, columns, name)
             shard.metadata = md
         shards.append(shard)
-    units = [Unit(index=0, shard=s_idx, row_group=rg, rows=rows, words=words)
+    hashes = _listed_hashes(meta, len(shards))
+    units = [Unit(index=0, shard=s_idx, row_group=rg, rows=rows, words=words, sha256=hashes[s_idx][rg] if hashes else None)
              for s_idx, shard in enumerate(shards) for rg, (rows, words) in enumerate(shard.groups)]
     units = [dataclasses.replace(u, index=i) for i, u in enumerate(units)]
     cols = columns or []
@@ -213,9 +237,40 @@ def _footer_groups(md: pq.FileMetaData) -> list[tuple[int, int]]:
     return groups
 
 
-def footer_groups(path: str | os.PathLike[str]) -> list[dict[str, int]]:
-    """What meta.json lists for a shard just written (`row_groups`): rows and words of each group."""
-    return [{"rows": rows, "words": words} for rows, words in _footer_groups(pq.read_metadata(path))]
+def content_hash(data: bytes | pa.Buffer) -> str:
+    return hashlib.sha256(memoryview(data)).hexdigest()[:32]
+
+
+def row_group_span(md: pq.FileMetaData, row_group: int) -> tuple[int, int]:
+    """The byte range [start, stop) of a row group's column chunks in its file."""
+    group = md.row_group(row_group)
+    starts, stops = [], []
+    for c in range(group.num_columns):
+        col = group.column(c)
+        start = col.dictionary_page_offset if col.has_dictionary_page and col.dictionary_page_offset else col.data_page_offset
+        starts.append(start)
+        stops.append(start + col.total_compressed_size)
+    return min(starts), max(stops)
+
+
+def footer_groups(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """What meta.json lists for a shard just written (`row_groups`): rows, words and the content
+    hash of each row group (read back once, at conversion)."""
+    md = pq.read_metadata(path)
+    out = []
+    with open(path, "rb") as f:
+        for rg, (rows, words) in enumerate(_footer_groups(md)):
+            start, stop = row_group_span(md, rg)
+            f.seek(start)
+            out.append({"rows": rows, "words": words, "sha256": content_hash(f.read(stop - start))})
+    return out
+
+
+def _listed_hashes(meta: dict[str, Any], n_shards: int) -> list[list[str | None]] | None:
+    listed = meta.get("shards")
+    if _listed_groups(meta, n_shards) is None:
+        return None
+    return [[g.get("sha256") if isinstance(g.get("sha256"), str) else None for g in e["row_groups"]] for e in listed]
 
 
 def _listed_groups(meta: dict[str, Any], n_shards: int) -> list[list[tuple[int, int]]] | None:
@@ -231,10 +286,13 @@ def _listed_groups(meta: dict[str, Any], n_shards: int) -> list[list[tuple[int, 
 
 def _check_footer(md: pq.FileMetaData, shard: Shard, columns: list[str], where: str) -> None:
     """A footer agrees with the first shard's columns and with the row groups meta.json lists."""
-    names = list(md.schema.to_arrow_schema().names)
+    try:
+        names = list(md.schema.to_arrow_schema().names)
+        found = _footer_groups(md)
+    except (ValueError, pa.ArrowException) as exc:
+        raise CorpusError(where, f"corrupt footer: {_one_line(exc)}", REBUILD) from exc
     if names != columns:
         raise CorpusError(where, f"columns {names} differ from the first shard's {columns}", REBUILD)
-    found = _footer_groups(md)
     if found != shard.groups:
         raise CorpusError(where, f"row groups (rows, words) {found[:3]}... differ from meta.json's {shard.groups[:3]}... (truncated or replaced?)", REBUILD)
 
@@ -301,8 +359,8 @@ def _read_footer(fs: pafs.FileSystem, file: str, name: str) -> pq.FileMetaData:
     try:
         with fs.open_input_file(file) as f:
             return pq.ParquetFile(f).metadata
-    except (OSError, pa.ArrowException) as exc:
-        raise CorpusError(name, f"corrupt or truncated shard: {exc}", REBUILD) from exc
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: undecodable names in a damaged footer
+        raise CorpusError(name, f"corrupt or truncated shard: {_one_line(exc)}", REBUILD) from exc
 
 
 # --- rank assignment (pure) -------------------------------------------------------------------

@@ -46,7 +46,10 @@ def test_open_reads_one_footer_and_units_match_the_footers(corpus: Path, monkeyp
     for entry in meta["shards"]:
         entry.pop("row_groups")
     (stripped / "meta.json").write_text(json.dumps(meta))
-    assert shards.open_corpus(stripped).units == info.units  # what the footers say, exactly
+    def shape(units: list) -> list:
+        return [(u.index, u.shard, u.row_group, u.rows, u.words) for u in units]
+
+    assert shape(shards.open_corpus(stripped).units) == shape(info.units)  # what the footers say, exactly
     assert len(calls) == 7  # a corpus written before: every footer, as before
     assert [d.doc_id for d in DocStream(corpus, seed=3)] == [d.doc_id for d in DocStream(stripped, seed=3)]
 

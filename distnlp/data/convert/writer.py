@@ -122,9 +122,11 @@ def _check_output(out: Path, overwrite: bool, sources: Sequence[str | Path]) -> 
 def _write_shard(rows: list[dict[str, Any]], tmp: Path, index: int, row_group_size: int) -> dict[str, Any]:
     name = SHARD_PATTERN.format(index)
     table = pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)
-    pq.write_table(table, tmp / name, compression="zstd", row_group_size=row_group_size)
-    # Each row group's rows and words, from the footer just written: opening the corpus then reads
-    # one footer, not one per shard, and ranks share epochs by words without reading a row.
+    # page checksums: a damaged page is an error on reading, never other data
+    pq.write_table(table, tmp / name, compression="zstd", row_group_size=row_group_size, write_page_checksum=True)
+    # Each row group's rows, words and content hash, from the shard just written: opening the corpus
+    # then reads one footer, not one per shard; ranks share epochs by words without reading a row;
+    # and a row group changed after writing is refused when it is read.
     return {"file": name, "rows": len(rows), "words": sum(len(r["words"]) for r in rows), "row_groups": footer_groups(tmp / name)}
 
 
