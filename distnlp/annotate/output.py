@@ -85,6 +85,15 @@ class OutputDir:
         local_inputs = [p for p in inputs if "://" not in p]
         check_replaceable(self.path, lambda name: bool(_OWNED.fullmatch(name)), local_inputs, what="annotate output", fix=fix)
         previous = self._read_job()
+        self.created = not self.path.exists()
+        if previous is None and not self.created and any(self.path.iterdir()):
+            # Only a directory holding annotate's job record was written by annotate: anything
+            # else (a corpus from `distnlp convert`, files named like ours) is never replaced.
+            raise AnnotateOutputError(f"{self.path}: holds {self._describe()}, not an annotate job's output (no {STATE_DIR}/{JOB_FILE}); "
+                                      "annotate never replaces it, even with --overwrite: choose another OUTPUT")
+        if previous is not None and previous != job and not self._has_work():
+            previous = None  # a job that never finished a split (a refused run): nothing to keep
+            self._remove_job_files()
         if previous is not None and previous != job:
             if not overwrite:
                 changed = sorted(k for k in set(previous) | set(job) if previous.get(k) != job.get(k))
@@ -92,12 +101,35 @@ class OutputDir:
                     f"{self.path}: holds an annotate job with another {', '.join(changed)}; rerun with the same MODEL, "
                     "INPUTs and options to resume it, or pass --overwrite to replace it, or choose another OUTPUT")
             self._remove_job_files()
-        elif previous is None and self.path.exists() and any(self.path.iterdir()):
-            if not overwrite:
-                raise AnnotateOutputError(f"{self.path}: holds annotate files but no {STATE_DIR}/{JOB_FILE}; pass --overwrite to replace them, or choose another OUTPUT")
-            self._remove_job_files()
+        self.fresh = previous is None  # this run starts the job: a refusal may take its record back
         self.state.mkdir(parents=True, exist_ok=True)
         _write_atomic(self.state / JOB_FILE, (json.dumps(job, indent=2, sort_keys=True) + "\n").encode())
+
+    def _describe(self) -> str:
+        """What the directory holds, in words, for a refusal."""
+        try:
+            meta = json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None
+        if isinstance(meta, dict) and meta.get("format"):
+            writer = "an annotate run whose job record was removed" if meta["format"] == "annotate" else "distnlp convert"
+            return f"a corpus written by {writer} (meta.json format {meta['format']!r})"
+        names = sorted(p.name for p in self.path.iterdir())
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    def _has_work(self) -> bool:
+        """Whether a split was ever finished here (a record or a shard)."""
+        records = self.state.is_dir() and any(re.fullmatch(r"split-\d{5,}\.json", f.name) for f in self.state.iterdir())
+        return bool(records) or any(_OWNED.fullmatch(e.name) and e.name.startswith("shard-") for e in self.path.iterdir())
+
+    def release(self) -> None:
+        """A run refused before finishing any split leaves nothing behind: its job record goes,
+        and the directory too when this run created it and it is empty."""
+        if not getattr(self, "fresh", False) or self._has_work():
+            return
+        self._remove_job_files()
+        if getattr(self, "created", False) and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def _read_job(self) -> dict[str, Any] | None:
         try:

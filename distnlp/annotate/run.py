@@ -34,6 +34,15 @@ def annotate(model: str, inputs: list[str], output: str, settings: AnnotateSetti
     }
     out = OutputDir(output)
     out.claim(job, inputs, overwrite)
+    try:
+        return _run(model, plan, job, out, output, settings, copy_format=copy_format, device=device, trust_code=trust_code)
+    except BaseException:
+        out.release()  # refused before any split finished (a model that needs --trust-code, ...): nothing left behind
+        raise
+
+
+def _run(model: str, plan: Plan, job: dict[str, Any], out: OutputDir, output: str, settings: AnnotateSettings, *,
+         copy_format: str | None, device: str, trust_code: bool) -> dict[str, Any]:
     done = out.finished(plan)
     todo = [s for s in plan.splits if s.index not in done]
     if done:
