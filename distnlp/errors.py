@@ -42,6 +42,20 @@ class CheckpointError(DistnlpError):
     """A checkpoint or saved model is missing, corrupt or incompatible."""
 
 
+class ModelError(CheckpointError):
+    """A saved model's file is damaged or unusable. `where` is the file (model-best/model.safetensors).
+
+    Rendered as `<where>: <problem> (<fix>)`, one line.
+    """
+
+    def __init__(self, where: str, problem: str, fix: str = "") -> None:
+        self.where, self.problem, self.fix = where, problem, fix
+        msg = f"{where}: {problem}"
+        if fix:
+            msg += f" ({fix})"
+        super().__init__(msg)
+
+
 def closest(name: str, options: Iterable[str], n: int = 3) -> list[str]:
     """The closest valid names, for "did you mean" hints."""
     return difflib.get_close_matches(name, list(options), n=n, cutoff=0.5)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .. import __version__, registry
@@ -27,10 +27,12 @@ from ..data.doc import Doc
 from ..errors import CheckpointError, ConfigError
 from ..owned_paths import MARKER, check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from ..schedules import Schedule, as_schedule
+from ..training.checkpoint import Writer
 from .budget import budgeted_batches
 from .components import Component, component_class
 from .device import to_device
 from .grad_scale import scale_grad
+from .integrity import CHECKSUMS, META_FILE, check_finite, check_finite_array, complete_checksums, read_meta, verify_files
 
 log = logging.getLogger(__name__)
 
@@ -331,24 +333,29 @@ class Pipeline(nn.Module):
             raise
 
     def _write(self, tmp: Path, meta: Mapping[str, Any] | None) -> None:
+        # Written through the checkpoint Writer: each file's size and SHA-256 taken from its bytes as
+        # they are written (the weights streamed tensor by tensor, byte-identical to save_file).
+        out = Writer(tmp)
         config = dict(self.config)
         code = config.get("code")
         if code:
             shutil.copyfile(code, tmp / "code.py")
             config["code"] = "code.py"
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        (tmp / "labels.json").write_text(json.dumps(self.labels, indent=2))
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE))
+        out.write("config.json", [json.dumps(config, indent=2).encode("utf-8")])
+        out.write("labels.json", [json.dumps(self.labels, indent=2).encode("utf-8")])
+        out.tensors(WEIGHTS_FILE, self.state_dict())
         if self.vectors is not None and hasattr(self.vectors, "to_disk"):
             self.vectors.to_disk(tmp / "vectors")
         for module in self._embeddings():
             if hasattr(module, "save_extra"):
                 module.save_extra(tmp)
         # `files`: what a later save may replace here (and nothing else)
-        files = sorted([e.name for e in tmp.iterdir() if e.name != MARKER] + ["meta.json"])
-        info = {"distnlp_version": __version__, "pipeline": self.pipe_names, **(meta or {}), "files": files}
-        (tmp / "meta.json").write_text(json.dumps(info, indent=2))
+        files = sorted([e.name for e in tmp.iterdir() if e.name != MARKER] + [META_FILE])
+        # `checksums`: every file written, with size and SHA-256, checked by from_disk (integrity.py);
+        # those not written through `out` (code.py, vectors/, transformer/) are hashed now
+        checksums = complete_checksums(tmp, out.files, frozenset({MARKER, META_FILE}))
+        info = {"distnlp_version": __version__, "pipeline": self.pipe_names, **(meta or {}), "files": files, CHECKSUMS: checksums}
+        (tmp / META_FILE).write_text(json.dumps(info, indent=2))
 
     @classmethod
     def from_disk(cls, path: str | Path, device: str | torch.device | None = None, *, trust_code: bool = False) -> "Pipeline":
@@ -359,6 +366,8 @@ class Pipeline(nn.Module):
         for name in ("config.json", "labels.json", WEIGHTS_FILE):
             if not (path / name).exists():
                 raise CheckpointError(f"{path}: not a saved distnlp pipeline ({name} is missing); pass a model-best/ or model-last/ directory")
+        # Every file meta.json lists has its size and SHA-256, before anything is read (integrity.py)
+        verify_files(path, read_meta(path))
         try:
             config = json.loads((path / "config.json").read_text())
             labels = json.loads((path / "labels.json").read_text())
@@ -376,13 +385,18 @@ class Pipeline(nn.Module):
             from ..vectors.table import Vectors
 
             vectors = Vectors.from_disk(path / "vectors")
+            check_finite_array(vectors.data, path / "vectors" / "vectors.safetensors", "vectors")
         config = _with_saved_extras(config, path)
         nlp = cls(config, labels, vectors)
         try:
             state = load_file(str(path / WEIGHTS_FILE))
         except Exception as exc:
             raise CheckpointError(f"{path / WEIGHTS_FILE}: cannot read weights ({exc}); the file is corrupt or truncated") from None
-        missing, unexpected = nlp.load_state_dict(state, strict=False)
+        check_finite(state, path / WEIGHTS_FILE)
+        try:
+            missing, unexpected = nlp.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a shape that differs: torch's message spans lines
+            raise CheckpointError(f"{path / WEIGHTS_FILE}: weights do not match the config ({' '.join(str(exc).split())})") from None
         if missing or unexpected:
             raise CheckpointError(f"{path / WEIGHTS_FILE}: weights do not match the config (missing: {missing[:5]}, unexpected: {unexpected[:5]})")
         nlp.eval()

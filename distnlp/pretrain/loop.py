@@ -18,6 +18,7 @@ from .. import registry
 from ..errors import ConfigError
 from ..training.env import WorkerEnv
 from ..training.optim import ParameterAverages
+from .weights import weights_metadata
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ def tok2vec_bytes(model: PretrainModel, averages: ParameterAverages | None) -> b
     finally:
         if averages is not None:
             averages.swap()
-    return save(tensors, metadata={"format": "distnlp.tok2vec", "version": "1"})
+    # the file carries the SHA-256 and size of the weights it holds; loading checks them (weights.py)
+    return save(tensors, metadata={"format": "distnlp.tok2vec", "version": "1", **weights_metadata(tensors)})
 
 
 def write_atomic(path: Path, data: bytes) -> None:

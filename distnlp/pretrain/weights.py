@@ -6,9 +6,20 @@ component means the shared encoder too) or a component's own embedding, optional
 layers. The file is safetensors bytes (named `.bin` as spaCy's); nothing is unpickled. Every
 shape must match: a different architecture raises a ConfigError that names the parameters whose
 shapes differ, the missing and the unexpected ones, and how to fix it.
+
+Integrity: a `.bin` is passed on its own (`init_tok2vec=DIR/model-last.bin`), so it carries its own
+checksum: its safetensors metadata holds `weights_sha256` and `weights_bytes`, the SHA-256 and size
+of the weights it holds (every tensor's name, dtype, shape and bytes, in name order). Loading
+recomputes them from the tensors read and refuses a file whose weights differ, or that holds NaN or
+inf, with one line naming the file (and the tensor). A file written before holds neither key and
+loads unchecked.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +30,54 @@ from safetensors.torch import load
 from torch import nn
 
 from ..errors import ConfigError
+from ..pipeline.integrity import all_finite
+
+log = logging.getLogger(__name__)
 
 KEY = "initialize.init_tok2vec"
+SHA_KEY, BYTES_KEY = "weights_sha256", "weights_bytes"  # safetensors metadata of a pretrain .bin
+DAMAGED_FIX = "the file was changed or damaged after distnlp pretrain wrote it: pass another of its .bin files, or run distnlp pretrain again"
+
+
+def weights_metadata(tensors: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """`weights_sha256` and `weights_bytes` of `tensors` (safetensors metadata values are strings)."""
+    digest, size = hashlib.sha256(), 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode("utf-8"))
+        raw = t.reshape(-1).view(torch.uint8).numpy()
+        digest.update(memoryview(raw))
+        size += raw.nbytes
+    return {SHA_KEY: digest.hexdigest(), BYTES_KEY: str(size)}
+
+
+def _file_metadata(data: bytes) -> dict[str, Any]:
+    """The safetensors header's `__metadata__` (the bytes already loaded, so the header is valid)."""
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def verify_tok2vec_weights(p: Path, data: bytes, state: Mapping[str, torch.Tensor]) -> None:
+    """The weights read are the ones written (when the file records them) and all finite."""
+    try:
+        meta = _file_metadata(data)
+    except (ValueError, struct.error) as exc:  # safetensors read it, Python's JSON parser did not
+        raise ConfigError(KEY, f"{p}: unreadable header ({' '.join(str(exc).split())})", DAMAGED_FIX) from None
+    if SHA_KEY in meta or BYTES_KEY in meta:
+        got = weights_metadata(state)
+        if meta.get(BYTES_KEY) != got[BYTES_KEY]:
+            raise ConfigError(KEY, f"{p}: the weights are {got[BYTES_KEY]} bytes, the file says {meta.get(BYTES_KEY)} (truncated, or changed after saving)", DAMAGED_FIX)
+        if meta.get(SHA_KEY) != got[SHA_KEY]:
+            raise ConfigError(KEY, f"{p}: SHA-256 of the weights differs from the one saved in the file (the file was changed or damaged after saving)", DAMAGED_FIX)
+    else:
+        log.debug("%s: written before pretrain files carried checksums; not verified", p)
+    for name, tensor in state.items():
+        if not all_finite(tensor):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ConfigError(KEY, f"{p}: tensor {name!r} holds {bad:,} non-finite value(s) (NaN or inf)",
+                              "pretraining diverged before this file was written, or the file was damaged: pass an earlier modelN.bin, or pretrain again")
 
 
 def _pretrain_target(config: Mapping[str, Any]) -> tuple[str, str]:
@@ -53,9 +110,13 @@ def read_tok2vec_file(path: str | Path) -> dict[str, torch.Tensor]:
     if p.is_dir():
         raise ConfigError(KEY, f"{p} is a directory", "pass one of the .bin files inside it, e.g. model-last.bin")
     try:
-        return load(p.read_bytes())
+        data = p.read_bytes()
+        state = load(data)
     except (SafetensorError, ValueError, OSError) as exc:
-        raise ConfigError(KEY, f"{p} is not a distnlp pretrain weights file ({exc})", "pass a .bin written by distnlp pretrain (safetensors; spaCy's msgpack .bin files do not load)") from None
+        raise ConfigError(KEY, f"{p} is not a distnlp pretrain weights file ({' '.join(str(exc).split())}; truncated or damaged?)",
+                          "pass a .bin written by distnlp pretrain (safetensors; spaCy's msgpack .bin files do not load)") from None
+    verify_tok2vec_weights(p, data, state)
+    return state
 
 
 def compare_state(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:

@@ -12,6 +12,7 @@ from distnlp.cli.main import main
 from distnlp.errors import CheckpointError
 from distnlp.owned_paths import NotOwnedError
 from distnlp.pipeline.pipeline import Pipeline
+from distnlp.training.checkpoint import file_sha256
 
 from .conftest import FIXTURES
 
@@ -67,6 +68,11 @@ def _model_with_code(nlp: Pipeline, tmp_path: Path) -> tuple[Path, Path]:
     config = json.loads((model / "config.json").read_text())
     config["code"] = "code.py"
     (model / "config.json").write_text(json.dumps(config))
+    # as a model saved with its code: meta.json's checksums match (else loading stops at them first)
+    meta = json.loads((model / "meta.json").read_text())
+    for name in ("code.py", "config.json"):
+        meta["checksums"][name] = {"size": (model / name).stat().st_size, "sha256": file_sha256(model / name)}
+    (model / "meta.json").write_text(json.dumps(meta))
     return model, sentinel
 
 
