@@ -36,6 +36,7 @@ from ..data.convert.writer import _meta, _Stats  # the convert writer's counts a
 from ..data.doc import Doc
 from ..data.schema import CORPUS_SCHEMA
 from ..errors import DistnlpError
+from ..data.shards import footer_groups
 from ..owned_paths import check_replaceable
 from .inputs import Plan
 
@@ -64,7 +65,7 @@ def _write_atomic(path: Path, data: bytes | None = None, table: pa.Table | None 
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         if table is not None:
-            pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+            pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_page_checksum=True)
         else:
             tmp.write_bytes(data or b"")
         os.replace(tmp, path)
@@ -215,7 +216,9 @@ class OutputDir:
             _merge_stats(stats, record["stats"])
             rejects.extend(record["rejects"])
             if record["shard"]:
-                shards.append({"file": record["shard"], "rows": record["rows_out"], "words": record["words"]})
+                # row groups with their content hashes, as convert lists them (data/shards.py)
+                shards.append({"file": record["shard"], "rows": record["rows_out"], "words": record["words"],
+                               "row_groups": footer_groups(self.path / record["shard"])})
         rows_out = sum(r["rows_out"] for r in records.values())
         if plan.rows != rows_out + len(rejects):
             raise DistnlpError(f"{self.path}: {plan.rows} rows in but {rows_out} annotated + {len(rejects)} rejected; rerun with --overwrite")

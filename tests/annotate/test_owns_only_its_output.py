@@ -48,3 +48,26 @@ def test_a_refused_run_leaves_nothing_and_the_corrected_run_works(tiny_model: Pa
     assert not out.exists()  # no claim left behind
     assert main(["annotate", str(tiny_model), str(inputs["jsonl"]), str(out)]) == 0  # another job, same OUTPUT
     assert (out / "meta.json").exists()
+
+
+def test_annotate_output_carries_row_group_hashes(tiny_model: Path, inputs: dict[str, Path], tmp_path: Path) -> None:
+    """annotate's corpus is checked on reading as convert's is (page checksums, row-group hashes)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from distnlp.data.shards import row_group_span
+    from distnlp.data.stream import read_docs
+    from distnlp.errors import CorpusError
+
+    out = tmp_path / "out"
+    assert main(["annotate", str(tiny_model), str(inputs["jsonl"]), str(out)]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert all(g["sha256"] for entry in meta["shards"] for g in entry["row_groups"])
+    shard = out / meta["shards"][0]["file"]
+    start, stop = row_group_span(pq.read_metadata(shard), 0)
+    data = bytearray(shard.read_bytes())
+    data[(start + stop) // 2] ^= 0x04
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CorpusError, match="row group 0"):
+        list(read_docs(out))
