@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import CheckpointError
-from .shards import CorpusInfo, Piece, epoch_pieces, piece_words, split_pieces
+from .shards import CorpusInfo, Piece, epoch_pieces, piece_words, plan_totals, split_pieces, unit_order, whole_units
 
 PlanJson = list[list[int]]  # [[unit index, start, stop], ...]
 
@@ -53,6 +53,11 @@ def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shu
     saved = next((st["plan"]["pieces"] for st in streams if st.get("plan") and int(st["plan"]["epoch"]) == epoch), None)
     plan = None if saved is None else plan_from_json(info, saved)
     remaining: list[Piece] = []
+    # Every old rank's share of the same plan (or epoch order): its piece totals computed once,
+    # not once per rank (a resumed plan holds many pieces, and N can be large).
+    base = plan if plan is not None else whole_units(unit_order(info.units, seed, epoch, shuffle))
+    words_of = piece_words(info, seed, epoch, shuffle)
+    totals = plan_totals(base, words_of)
     for rank, (state, st) in enumerate(zip(states, streams)):
         skip = sorted(int(p) for e, p in state.get("skip", []) if int(e) == epoch)
         if int(st["epoch"]) != epoch:
@@ -63,7 +68,7 @@ def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shu
             continue  # this rank had used all of its share of the epoch
         position = int(st["position"])
         offset = 0
-        for piece in share(info, seed=seed, epoch=epoch, shuffle=shuffle, rank=rank, world_size=world, plan=plan):
+        for piece in split_pieces(base, rank, world, words_of, totals):
             lo, hi = max(position, offset), offset + len(piece)
             run = lo
             for q in skip[bisect.bisect_left(skip, lo):bisect.bisect_left(skip, hi)]:  # already emitted: cut out
@@ -81,8 +86,9 @@ def resplit(info: CorpusInfo, states: Sequence[Mapping[str, Any]], world_size: i
     epoch, plan = remaining_plan(info, states, shuffle=shuffle)
     seed = int(states[0]["stream"]["seed"])
     size_index = max(int(s.get("size_index", s.get("batches_emitted", 0))) for s in states)
+    pieces = plan_to_json(plan)  # one list shared by every new rank's state (read-only)
     return [{"stream": {"epoch": epoch, "position": 0, "rank": rank, "world_size": world_size, "seed": seed,
-                        "plan": {"epoch": epoch, "pieces": plan_to_json(plan)}},
+                        "plan": {"epoch": epoch, "pieces": pieces}},
              "skip": [], "batches_emitted": int(states[0].get("batches_emitted", 0)), "size_index": size_index,
              "open_epoch": epoch}
             for rank in range(world_size)]

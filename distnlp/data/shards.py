@@ -467,10 +467,13 @@ def _piece_total(piece: Piece, words_of: PieceWords | None) -> int:
     return words_of.total(piece)
 
 
-def split_pieces(plan: Sequence[Piece], rank: int, world_size: int, words_of: PieceWords | None) -> list[Piece]:
+def split_pieces(plan: Sequence[Piece], rank: int, world_size: int, words_of: PieceWords | None,
+                 totals: Sequence[int] | None = None) -> list[Piece]:
     """This rank's contiguous slice of `plan` (an epoch's rows in order): the rows whose first
-    word falls in its span of the plan's words (`words_of` None: of its rows)."""
-    totals = [_piece_total(p, words_of) for p in plan]
+    word falls in its span of the plan's words (`words_of` None: of its rows). `totals`: each
+    piece's words, when the caller splits the same plan for many ranks."""
+    if totals is None:
+        totals = plan_totals(plan, words_of)
     lo, hi = rank_span(sum(totals), rank, world_size)
     pieces: list[Piece] = []
     offset = 0
@@ -489,6 +492,10 @@ def split_pieces(plan: Sequence[Piece], rank: int, world_size: int, words_of: Pi
                     pieces.append(Piece(p.unit, p.start + a, p.start + b))
         offset = end
     return pieces
+
+
+def plan_totals(plan: Sequence[Piece], words_of: PieceWords | None) -> list[int]:
+    return [_piece_total(p, words_of) for p in plan]
 
 
 def whole_units(ordered: Sequence[Unit]) -> list[Piece]:

@@ -240,6 +240,7 @@ class DocStream(CursorStream):
         # (data/elastic.py); None = the epoch's own order.
         self._plan: tuple[int, list[Piece]] | None = None
         self._plan_json: dict[str, Any] | None = None
+        self._last_table: tuple[int, pa.Table] | None = None  # the row group read last (unit index, table)
 
     # --- plan --------------------------------------------------------------------------------
     def pieces(self, epoch: int | None = None) -> list[Piece]:
@@ -311,7 +312,11 @@ class DocStream(CursorStream):
     def _read_piece(self, piece: Piece, epoch: int, skip: int) -> list[Doc | None]:
         unit = piece.unit
         rows = row_order(unit, self.seed, epoch, self.shuffle)[piece.start + skip:piece.stop]
-        table = self.info.read_unit(unit, self.columns)
+        # A resumed epoch's plan cuts a row group into many consecutive pieces (around docs already
+        # emitted): read and verify it once for the run of them, not once per piece.
+        if self._last_table is None or self._last_table[0] != unit.index:
+            self._last_table = (unit.index, self.info.read_unit(unit, self.columns))
+        table = self._last_table[1]
         where = self.info.where(f"{self.info.shards[unit.shard].name} row group {unit.row_group}")
         keep = self._keep_mask(table)
         wanted = rows if keep is None else rows[keep[rows]]
