@@ -98,3 +98,20 @@ def test_startup_benchmark_runs_tiny(tmp_path):
     assert first["repeats"] == 1 and first["maxrss_mib"] > 0
     # the phases partition launch -> end of the first step
     assert abs(sum(first["phases"].values()) - first["seconds"]) < 0.05 * first["seconds"]
+
+
+def test_scale_benchmark_runs_tiny(tmp_path):
+    """bench_scale.py: 8 replicas of a 200K-word corpus, re-split to 6, one epoch."""
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_scale.py"), "--words", "200K", "--ranks", "8", "--resize", "6", "--steps", "20",
+                           "--state-at", "1,20", "--steps-after", "10", "--sample", "3", "--epoch-words", "200K", "--work", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result["runs"]) == {"fresh 8", "resized 8->6", "fresh 6 (same batch sizes)"}
+    for run in result["runs"].values():
+        assert run["batches_per_s_per_rank"] > 0 and run["words_per_s_per_rank"] > 0 and run["peak_mb"] > 0 and not run["aborted"]
+    (resize,) = result["resizes"]
+    assert resize["load_resplit_same_as_resplit"] and resize["resplit_fn_cold_s"] > 0 and resize["loaded_states"]["plan_pieces"] > 0
+    assert result["states"]["8 ranks, step 20"]["skip_entries"] > 0
+    epoch = result["epoch"]
+    assert epoch["finished"] and 0 <= epoch["idle_fraction"] < 0.5
