@@ -27,8 +27,8 @@ class ConfigError(DistnlpError, ValueError):
         super().__init__(msg)
 
 
-class CorpusError(DistnlpError, ValueError):
-    """Malformed input data. `where` is `file:line`, `shard row N`, or a file name."""
+class LocatedError(DistnlpError):
+    """An error about one place (a file, a line, a shard). Rendered as `<where>: <problem> (<fix>)`."""
 
     def __init__(self, where: str, problem: str, fix: str = "") -> None:
         self.where, self.problem, self.fix = where, problem, fix
@@ -36,24 +36,18 @@ class CorpusError(DistnlpError, ValueError):
         if fix:
             msg += f" ({fix})"
         super().__init__(msg)
+
+
+class CorpusError(LocatedError, ValueError):
+    """Malformed input data. `where` is `file:line`, `shard row N`, or a file name."""
 
 
 class CheckpointError(DistnlpError):
     """A checkpoint or saved model is missing, corrupt or incompatible."""
 
 
-class ModelError(CheckpointError):
-    """A saved model's file is damaged or unusable. `where` is the file (model-best/model.safetensors).
-
-    Rendered as `<where>: <problem> (<fix>)`, one line.
-    """
-
-    def __init__(self, where: str, problem: str, fix: str = "") -> None:
-        self.where, self.problem, self.fix = where, problem, fix
-        msg = f"{where}: {problem}"
-        if fix:
-            msg += f" ({fix})"
-        super().__init__(msg)
+class ModelError(LocatedError, CheckpointError):
+    """A saved model's file is damaged or unusable. `where` is the file (model-best/model.safetensors)."""
 
 
 def closest(name: str, options: Iterable[str], n: int = 3) -> list[str]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.convert.lines import iter_lines, where
+from ..data.trees import find_cycle
 from ..errors import CorpusError, DistnlpError
 from .conll18 import CONTENT_DEPRELS, FUNCTIONAL_DEPRELS, NEEDS, UNIVERSAL_FEATURES
 
@@ -256,18 +257,9 @@ def _gold_parents(path: str | Path, heads: list[tuple[int | None, int]], offset:
     roots = sum(p is None for p in local)
     if roots != 1:
         raise CorpusError(where(path, heads[0][1]), f"{roots} roots (HEAD 0) in one sentence", "a sentence is one tree with one root")
-    state = [0] * n  # 0 unseen, 1 on the current walk up, 2 known to reach the root
-    for i in range(n):
-        walk: list[int] = []
-        j: int | None = i
-        while j is not None and state[j] == 0:
-            state[j] = 1
-            walk.append(j)
-            j = local[j]
-        if j is not None and state[j] == 1:
-            raise CorpusError(where(path, heads[j][1]), "the HEADs form a cycle", "every word must lead to the root")
-        for k in walk:
-            state[k] = 2
+    cycle = find_cycle(local)
+    if cycle is not None:
+        raise CorpusError(where(path, heads[cycle[0]][1]), "the HEADs form a cycle", "every word must lead to the root")
     return [None if p is None else offset + p for p in local]
 
 

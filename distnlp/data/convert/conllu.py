@@ -13,6 +13,7 @@ from typing import Any
 
 from ...errors import CorpusError
 from ..doc import Doc
+from ..trees import find_cycle
 from .lines import iter_lines, where
 from .report import ConvertReport
 
@@ -282,22 +283,8 @@ def _check_tree(path: str | Path, sent: _Sentence) -> None:
             root = i
     if root is None and n and all(h is not None for h in heads):
         raise CorpusError(where(path, sent.line), "the sentence has no root (no word has HEAD 0)", "a sentence has exactly one root; " + _TREE_FIX)
-    # follow heads from every word: a walk that comes back to a word of its own path is a cycle
-    state = [0] * n  # 0 unseen, 1 on the current walk, 2 known to reach the root or a missing head
-    for start in range(n):
-        walk: list[int] = []
-        j: int | None = start
-        while j is not None and state[j] == 0:
-            state[j] = 1
-            walk.append(j)
-            h = heads[j]
-            j = None if h is None or h == 0 else h - 1
-        if j is not None and state[j] == 1:
-            cycle = walk[walk.index(j):]
-            first = min(cycle)
-            k = cycle.index(first)
-            ids = [c + 1 for c in cycle[k:] + cycle[:k]] + [first + 1]
-            raise CorpusError(where(path, sent.lines[first]), f"the heads form a cycle ({' -> '.join(map(str, ids))})",
-                              "every word must lead to the root by its heads; " + _TREE_FIX)
-        for w in walk:
-            state[w] = 2
+    cycle = find_cycle([None if h is None or h == 0 else h - 1 for h in heads])
+    if cycle is not None:
+        ids = [c + 1 for c in cycle] + [cycle[0] + 1]
+        raise CorpusError(where(path, sent.lines[cycle[0]]), f"the heads form a cycle ({' -> '.join(map(str, ids))})",
+                          "every word must lead to the root by its heads; " + _TREE_FIX)
