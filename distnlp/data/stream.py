@@ -240,7 +240,9 @@ class DocStream(CursorStream):
         # (data/elastic.py); None = the epoch's own order.
         self._plan: tuple[int, list[Piece]] | None = None
         self._plan_json: dict[str, Any] | None = None
-        self._last_table: tuple[int, pa.Table] | None = None  # the row group read last (unit index, table)
+        self._last_unit: tuple[int, int, list[Doc | None]] | None = None  # (epoch, unit index, its docs) converted last
+        self._unit_rows: dict[int, int] = {}
+        self._unit_rows_key: tuple[int, int] | None = None
 
     # --- plan --------------------------------------------------------------------------------
     def pieces(self, epoch: int | None = None) -> list[Piece]:
@@ -313,24 +315,38 @@ class DocStream(CursorStream):
         unit = piece.unit
         rows = row_order(unit, self.seed, epoch, self.shuffle)[piece.start + skip:piece.stop]
         # A resumed epoch's plan cuts a row group into many consecutive pieces (around docs already
-        # emitted): read and verify it once for the run of them, not once per piece.
-        if self._last_table is None or self._last_table[0] != unit.index:
-            self._last_table = (unit.index, self.info.read_unit(unit, self.columns))
-        table = self._last_table[1]
+        # emitted): read, verify and convert it once for the run of them, not once per piece.
+        # Keyed by epoch too: a Doc object is handed out at most once per epoch.
+        if self._last_unit is not None and self._last_unit[:2] == (epoch, unit.index):
+            docs = self._last_unit[2]
+            self.skipped += sum(docs[i] is None for i in rows.tolist())
+            return [docs[i] for i in rows.tolist()]
+        table = self.info.read_unit(unit, self.columns)
         where = self.info.where(f"{self.info.shards[unit.shard].name} row group {unit.row_group}")
         keep = self._keep_mask(table)
         wanted = rows if keep is None else rows[keep[rows]]
         if keep is not None:
             self.skipped += len(rows) - len(wanted)
         # Reordering Python Docs costs ~nothing; an Arrow take of list columns costs as much as
-        # converting them. So convert whole units, and take only when few of its rows are ours.
-        if len(wanted) * 2 >= unit.rows:
+        # converting them. So convert whole units, and take only when few of its rows are ours
+        # (in all of this epoch's pieces of the unit, not only this one).
+        if self._rows_in_unit(unit.index) * 2 >= unit.rows:
             docs: list[Doc | None] = list(table_to_docs(table, where))
             if keep is not None:
                 docs = [d if ok else None for d, ok in zip(docs, keep.tolist())]
+            self._last_unit = (epoch, unit.index, docs)
             return [docs[i] for i in rows.tolist()]
         picked = dict(zip(wanted.tolist(), table_to_docs(table.take(pa.array(wanted)), where, wanted)))
         return [picked.get(i) for i in rows.tolist()]
+
+    def _rows_in_unit(self, unit_index: int) -> int:
+        """Rows of a unit in this rank's pieces of the current epoch."""
+        if self._unit_rows_key != self._pieces_key:
+            counts: dict[int, int] = {}
+            for p in self._pieces:
+                counts[p.unit.index] = counts.get(p.unit.index, 0) + len(p)
+            self._unit_rows, self._unit_rows_key = counts, self._pieces_key
+        return self._unit_rows.get(unit_index, 0)
 
     def _keep_mask(self, table: pa.Table) -> np.ndarray | None:
         if not self.min_length and not self.max_length:
