@@ -44,7 +44,8 @@ def share(info: CorpusInfo, *, seed: int, epoch: int, shuffle: bool, rank: int, 
     return epoch_pieces(info, seed, epoch, shuffle, rank, world_size, by_words)
 
 
-def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shuffle: bool) -> tuple[int, list[Piece]]:
+def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shuffle: bool,
+                   by_words: bool = True) -> tuple[int, list[Piece]]:
     """(epoch, rows it has left) from every old rank's batches state (`ResumableBatches.state_dict`),
     in old rank order."""
     streams = [s["stream"] for s in states]
@@ -56,7 +57,7 @@ def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shu
     # Every old rank's share of the same plan (or epoch order): its piece totals computed once,
     # not once per rank (a resumed plan holds many pieces, and N can be large).
     base = plan if plan is not None else whole_units(unit_order(info.units, seed, epoch, shuffle))
-    words_of = piece_words(info, seed, epoch, shuffle)
+    words_of = piece_words(info, seed, epoch, shuffle) if by_words else None
     totals = plan_totals(base, words_of)
     for rank, (state, st) in enumerate(zip(states, streams)):
         skip = sorted(int(p) for e, p in state.get("skip", []) if int(e) == epoch)
@@ -81,9 +82,10 @@ def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shu
     return epoch, _merged(remaining)
 
 
-def resplit(info: CorpusInfo, states: Sequence[Mapping[str, Any]], world_size: int, *, shuffle: bool) -> list[dict[str, Any]]:
+def resplit(info: CorpusInfo, states: Sequence[Mapping[str, Any]], world_size: int, *, shuffle: bool,
+            by_words: bool = True) -> list[dict[str, Any]]:
     """M batches states (one per new rank) that continue the N saved ones' epoch exactly."""
-    epoch, plan = remaining_plan(info, states, shuffle=shuffle)
+    epoch, plan = remaining_plan(info, states, shuffle=shuffle, by_words=by_words)
     seed = int(states[0]["stream"]["seed"])
     size_index = max(int(s.get("size_index", s.get("batches_emitted", 0))) for s in states)
     pieces = plan_to_json(plan)  # one list shared by every new rank's state (read-only)

@@ -190,7 +190,8 @@ class ResumableBatches:
             raise CheckpointError(f"this data stream ({type(self.stream).__name__}) cannot continue on a different number "
                                   f"of replicas ({len(states)} saved); resume with distributed.num_workers={len(states)}, "
                                   "or with distributed.keep_global_batch=true (each replica then hosts several saved ones)")
-        mine = resplit(info, states, int(self.stream.world_size), shuffle=bool(self.stream.shuffle))[int(self.stream.rank)]
+        mine = resplit(info, states, int(self.stream.world_size), shuffle=bool(self.stream.shuffle),
+                       by_words=bool(getattr(self.stream, "balance_by_words", True)))[int(self.stream.rank)]
         self.load_state_dict(mine)
 
     def restart(self) -> None:

@@ -44,6 +44,16 @@ def load_vectors(config: Mapping[str, Any]) -> Any:
     return Vectors.from_disk(setting)
 
 
+def first_batch_words(batcher: Mapping[str, Any]) -> float | None:
+    """The batch size (words) a batcher config starts at: its `size`, or its schedule's `start`."""
+    size = batcher.get("size") if isinstance(batcher, Mapping) else None
+    if isinstance(size, (int, float)) and not isinstance(size, bool):
+        return float(size)
+    if isinstance(size, Mapping) and isinstance(size.get("start"), (int, float)):
+        return float(size["start"])
+    return None
+
+
 def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
     """A fresh pipeline for the config, labels from the training corpus."""
     registry.import_code(config.get("code"))
@@ -104,6 +114,7 @@ class PipelineObjective(PipelineLosses):
             stream = open_training_stream(
                 corpus.train_corpora(), temperature=corpus.temperature, rank=rank, world_size=world_size, seed=settings.seed,
                 shuffle=corpus.shuffle, min_length=corpus.min_length, max_length=corpus.max_length,
+                first_batch_words=first_batch_words(tcfg["batcher"]),
             )
             return ResumableBatches(stream, batcher, shuffle_words=corpus.shuffle_words if corpus.shuffle else 0)
 

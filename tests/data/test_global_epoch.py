@@ -169,3 +169,19 @@ def test_synthetic_corpus_of_many_row_groups(many_row_groups: Path, n: int) -> N
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 8])
 def test_demo_corpus(n: int) -> None:
     _property(DEMO_DATA / "train", n, size=2000, epochs=3, resumes=4, max_idle=0.2)
+
+
+def test_long_documents_are_shared_by_documents() -> None:
+    """Docs longer than the first batch go alone into batches: steps follow documents, so shares
+    hold equal documents; otherwise equal words (the main job's 380-word docs from 100-word
+    batches: 28.9% empty replica-steps by words, 1.3% by documents)."""
+    from distnlp.config.corpora import CorpusEntry
+    from distnlp.data.mixture import open_training_stream
+    from distnlp.training.pipeline_objective import first_batch_words
+
+    entries = [CorpusEntry("train", str(DEMO_DATA / "train"))]  # 380 words per doc on average
+    assert first_batch_words({"size": {"_use_": "distnlp.compounding.v1", "start": 100, "stop": 1000}}) == 100
+    assert first_batch_words({"size": 2000}) == 2000 and first_batch_words({}) is None
+    for start, by_words in ((100, False), (2000, True), (None, True)):
+        stream = open_training_stream(entries, temperature=1.0, rank=0, world_size=2, seed=0, first_batch_words=start)
+        assert stream.balance_by_words is by_words
