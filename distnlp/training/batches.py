@@ -171,13 +171,9 @@ class ResumableBatches:
         self.batches_emitted = int(state.get("batches_emitted", 0))
         self.size_index = int(state.get("size_index", self.batches_emitted))
         # Checkpoints before global epochs: the rank's own epoch was the one it read.
-        self.open_epoch = int(state.get("open_epoch", self.epoch_of(state)))
+        self.open_epoch = int(state.get("open_epoch", state["stream"]["epoch"]))
         self.exhausted = False
         self._start()
-
-    @staticmethod
-    def epoch_of(state: dict[str, Any]) -> int:
-        return int(state["stream"]["epoch"])
 
     def load_resplit(self, states: list[dict[str, Any]]) -> None:
         """Continue a checkpoint of len(states) replicas on this stream's world size (elastic
