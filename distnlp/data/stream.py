@@ -241,6 +241,7 @@ class DocStream(CursorStream):
         self._plan: tuple[int, list[Piece]] | None = None
         self._plan_json: dict[str, Any] | None = None
         self._last_unit: tuple[int, int, list[Doc | None]] | None = None  # (epoch, unit index, its docs) converted last
+        self._last_table: tuple[int, pa.Table] | None = None  # (unit index, its rows) read last: few of them ours
         self._unit_rows: dict[int, int] = {}
         self._unit_rows_key: tuple[int, int] | None = None
 
@@ -315,13 +316,16 @@ class DocStream(CursorStream):
         unit = piece.unit
         rows = row_order(unit, self.seed, epoch, self.shuffle)[piece.start + skip:piece.stop]
         # A resumed epoch's plan cuts a row group into many consecutive pieces (around docs already
-        # emitted): read, verify and convert it once for the run of them, not once per piece.
+        # emitted): read and verify it once for the run of them (and convert it once, when most of
+        # its rows are ours), not once per piece.
         # Keyed by epoch too: a Doc object is handed out at most once per epoch.
         if self._last_unit is not None and self._last_unit[:2] == (epoch, unit.index):
             docs = self._last_unit[2]
             self.skipped += sum(docs[i] is None for i in rows.tolist())
             return [docs[i] for i in rows.tolist()]
-        table = self.info.read_unit(unit, self.columns)
+        if self._last_table is None or self._last_table[0] != unit.index:
+            self._last_table = (unit.index, self.info.read_unit(unit, self.columns))
+        table = self._last_table[1]
         where = self.info.where(f"{self.info.shards[unit.shard].name} row group {unit.row_group}")
         keep = self._keep_mask(table)
         wanted = rows if keep is None else rows[keep[rows]]

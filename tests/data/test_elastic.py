@@ -146,3 +146,28 @@ def test_a_checkpoint_after_the_stream_left_the_resized_epoch_keeps_its_plan(cor
     for replica in second:  # the loop opens epoch 1 once every rank reached it: a full epoch again
         replica.begin_epoch(1)
     assert Counter(doc for r in second for doc in _take(r, None)) == everything
+
+
+def test_a_resized_plan_reads_each_row_group_once(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan cuts row groups into many pieces around docs already emitted; each row group is
+    still read (and hash-checked) once per rank, not once per piece."""
+    from distnlp.data.shards import CorpusInfo
+
+    first = _replicas(corpus, 3)
+    for rank, replica in enumerate(first):
+        _take(replica, 2 + rank)
+    second = _resume(corpus, _save(first), 2)
+    reads: list[tuple[int, int]] = []
+    real = CorpusInfo.read_unit
+
+    def counted(self: CorpusInfo, unit, columns, verify=True):  # noqa: ANN001, ANN202
+        if columns != ["spaces"]:  # docs read, not the word counts of boundary row groups
+            reads.append(unit.index)
+        return real(self, unit, columns, verify)
+
+    monkeypatch.setattr(CorpusInfo, "read_unit", counted)
+    for replica in second:
+        _take(replica, None)
+    pieces = [(r.stream.rank, p.unit.index) for r in second for p in r.stream.pieces(0)]
+    assert len(pieces) > len(set(pieces))  # row groups were cut into several pieces
+    assert len(reads) == len(set(pieces))  # one read per rank and row group
