@@ -2,12 +2,14 @@
 
 Per rank, a cursor says where that rank stands in its contiguous share of the epoch's global
 order (`shards.epoch_pieces`): rows before `position` are consumed, except the pending docs a
-batcher still held, and `skip` lists rows after that which were already emitted
+batcher still held, and `skip` lists rows after that which were already emitted, with their words
 (`training/batches.py`). Together, the N cursors describe what the epoch has left, as a global
-list of row ranges ("the plan"). M new cursors split that plan into M contiguous shares, each
-starting at position 0, so every document of the epoch is used exactly once whatever N and M.
-The plan travels in every cursor (a second resize re-splits it again; a batcher's pending doc can
-put a cursor back into the plan's epoch after the stream moved on); later epochs are split for the
+list of row ranges ("the plan"); rows already emitted stay inside their range as exclusions, so a
+row group is not cut into pieces around them. M new cursors split that plan by words into M
+contiguous shares, each starting at position 0, so every document of the epoch is used exactly
+once whatever N and M. Each new cursor carries only its own share (a second resize joins the
+shares again; a batcher's pending doc can put a cursor back into the share's epoch after the
+stream moved on): O(row groups + emitted docs) / M per rank. Later epochs are split for the
 current world size as usual.
 """
 from __future__ import annotations
@@ -17,19 +19,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import CheckpointError
-from .shards import CorpusInfo, Piece, epoch_pieces, piece_words, plan_totals, split_pieces, unit_order, whole_units
+from .shards import (CorpusInfo, Piece, PieceWords, epoch_pieces, piece_words, plan_totals, split_pieces, unit_order,
+                     whole_units)
 
-PlanJson = list[list[int]]  # [[unit index, start, stop], ...]
+PlanJson = list[list[Any]]  # [[unit index, start, stop, words, [excluded positions]], ...]
 
 
 def plan_to_json(plan: Sequence[Piece]) -> PlanJson:
-    return [[p.unit.index, p.start, p.stop] for p in plan]
+    return [[p.unit.index, p.start, p.stop, p.words, list(p.exclude)] for p in plan]
 
 
 def plan_from_json(info: CorpusInfo, plan: PlanJson) -> list[Piece]:
+    """Pieces from JSON; entries of three (checkpoints before exclusions) carry no words."""
     units = info.units
     try:
-        return [Piece(units[int(u)], int(a), int(b)) for u, a, b in plan]
+        return [Piece(units[int(e[0])], int(e[1]), int(e[2]), int(e[3]) if len(e) > 3 else -1,
+                      tuple(int(q) for q in e[4]) if len(e) > 4 else ()) for e in plan]
     except (IndexError, ValueError, TypeError):
         raise CheckpointError(f"{info.path}: a saved data plan names row groups this corpus does not have; "
                               "resume with the corpus the run started with") from None
@@ -44,56 +49,93 @@ def share(info: CorpusInfo, *, seed: int, epoch: int, shuffle: bool, rank: int, 
     return epoch_pieces(info, seed, epoch, shuffle, rank, world_size, by_words)
 
 
+def saved_share(info: CorpusInfo, stream: Mapping[str, Any], epoch: int, *, shuffle: bool,
+                by_words: bool = True) -> list[Piece] | None:
+    """The rank's own pieces of `epoch` its stream state carries (after an elastic resume), or None.
+    A checkpoint written before shares were per rank carries the whole plan: its rank's slice."""
+    own = stream.get("share")
+    if own is not None:
+        return plan_from_json(info, own["pieces"]) if int(own["epoch"]) == epoch else None
+    legacy = stream.get("plan")
+    if legacy is None or int(legacy["epoch"]) != epoch:
+        return None
+    return share(info, seed=int(stream["seed"]), epoch=epoch, shuffle=shuffle, rank=int(stream["rank"]),
+                 world_size=int(stream["world_size"]), plan=plan_from_json(info, legacy["pieces"]), by_words=by_words)
+
+
 def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shuffle: bool,
                    by_words: bool = True) -> tuple[int, list[Piece]]:
     """(epoch, rows it has left) from every old rank's batches state (`ResumableBatches.state_dict`),
-    in old rank order."""
+    in old rank order. The rows a rank already emitted past its cursor stay in their pieces as
+    exclusions, and each piece keeps its word count (from the skip entries' words), so neither
+    this nor the new ranks' split reads more than the row groups a cursor or a share boundary
+    falls in."""
     streams = [s["stream"] for s in states]
     world, seed = len(states), int(streams[0]["seed"])
     epoch = min(int(st["epoch"]) for st in streams)
-    saved = next((st["plan"]["pieces"] for st in streams if st.get("plan") and int(st["plan"]["epoch"]) == epoch), None)
-    plan = None if saved is None else plan_from_json(info, saved)
-    remaining: list[Piece] = []
-    # Every old rank's share of the same plan (or epoch order): its piece totals computed once,
-    # not once per rank (a resumed plan holds many pieces, and N can be large).
-    base = plan if plan is not None else whole_units(unit_order(info.units, seed, epoch, shuffle))
     words_of = piece_words(info, seed, epoch, shuffle) if by_words else None
-    totals = plan_totals(base, words_of)
+    order: tuple[list[Piece], list[int]] | None = None  # the epoch's order and its totals, made once
+    remaining: list[Piece] = []
     for rank, (state, st) in enumerate(zip(states, streams)):
-        skip = sorted(int(p) for e, p in state.get("skip", []) if int(e) == epoch)
+        skip: dict[int, int] = {}  # position -> its doc's words (-1: not saved)
+        for entry in state.get("skip", []):
+            if int(entry[0]) == epoch:
+                skip[int(entry[1])] = int(entry[2]) if len(entry) > 2 else -1
         if int(st["epoch"]) != epoch:
-            ahead = int(st["epoch"]) > epoch + 1 or int(st["position"]) != 0 or any(int(e) > epoch for e, _ in state.get("skip", []))
+            ahead = int(st["epoch"]) > epoch + 1 or int(st["position"]) != 0 or any(int(e[0]) > epoch for e in state.get("skip", []))
             if ahead:
                 raise CheckpointError(f"rank {rank}'s data cursor is past epoch {epoch + 1}'s start while another rank is "
                                       f"still in epoch {epoch}; resume with the same number of replicas")
             continue  # this rank had used all of its share of the epoch
+        own = saved_share(info, st, epoch, shuffle=shuffle, by_words=by_words)
+        if own is None:
+            if order is None:
+                base = whole_units(unit_order(info.units, seed, epoch, shuffle))
+                order = (base, plan_totals(base, words_of))
+            own = split_pieces(order[0], rank, world, words_of, order[1])
         position = int(st["position"])
+        at = sorted(skip)
         offset = 0
-        for piece in split_pieces(base, rank, world, words_of, totals):
+        for piece in own:
             lo, hi = max(position, offset), offset + len(piece)
-            run = lo
-            for q in skip[bisect.bisect_left(skip, lo):bisect.bisect_left(skip, hi)]:  # already emitted: cut out
-                if run < q:
-                    remaining.append(Piece(piece.unit, piece.start + run - offset, piece.start + q - offset))
-                run = q + 1
-            if run < hi:
-                remaining.append(Piece(piece.unit, piece.start + run - offset, piece.start + hi - offset))
+            if lo < hi:
+                inside = at[bisect.bisect_left(at, lo):bisect.bisect_left(at, hi)]
+                remaining.append(_rest(piece, lo - offset, {p - offset: skip[p] for p in inside}, words_of))
             offset += len(piece)
     return epoch, _merged(remaining)
 
 
+def _rest(piece: Piece, used: int, emitted: dict[int, int], words_of: PieceWords | None) -> Piece:
+    """The piece from row `used` on, with the rows at `emitted` (offsets in the piece -> words)
+    excluded, and its words where they can be known."""
+    exclude = tuple(sorted({q for q in piece.exclude if q >= piece.start + used} | {piece.start + i for i in emitted}))
+    rest = Piece(piece.unit, piece.start + used, piece.stop, -1, exclude)
+    if words_of is None or not piece.unit.words:
+        return rest
+    if used == 0 and all(w >= 0 for w in emitted.values()):
+        words = words_of.total(piece) - sum(emitted.values())  # read nothing more (for a whole row group)
+    else:
+        words = words_of.total(rest)  # reads the row group: a cursor falls in it, or a checkpoint without words
+    return Piece(rest.unit, rest.start, rest.stop, words, exclude)
+
+
 def resplit(info: CorpusInfo, states: Sequence[Mapping[str, Any]], world_size: int, *, shuffle: bool,
-            by_words: bool = True) -> list[dict[str, Any]]:
-    """M batches states (one per new rank) that continue the N saved ones' epoch exactly."""
+            by_words: bool = True, ranks: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Batches states for the new ranks `ranks` (default all of 0..world_size-1) that continue
+    the N saved ones' epoch exactly. Each carries only its own share of what the epoch has left."""
     epoch, plan = remaining_plan(info, states, shuffle=shuffle, by_words=by_words)
     seed = int(states[0]["stream"]["seed"])
     size_index = max(int(s.get("size_index", s.get("batches_emitted", 0))) for s in states)
-    pieces = plan_to_json(plan)  # one list shared by every new rank's state (read-only)
-    return [{"stream": {"epoch": epoch, "position": 0, "rank": rank, "world_size": world_size, "seed": seed,
-                        "plan": {"epoch": epoch, "pieces": pieces}},
-             "skip": [], "batches_emitted": int(states[0].get("batches_emitted", 0)), "size_index": size_index,
-             "open_epoch": epoch}
-            for rank in range(world_size)]
+    words_of = piece_words(info, seed, epoch, shuffle) if by_words else None
+    totals = plan_totals(plan, words_of)
+    out = []
+    for rank in range(world_size) if ranks is None else ranks:
+        mine = split_pieces(plan, rank, world_size, words_of, totals)
+        out.append({"stream": {"epoch": epoch, "position": 0, "rank": rank, "world_size": world_size, "seed": seed,
+                               "share": {"epoch": epoch, "pieces": plan_to_json(mine)}},
+                    "skip": [], "batches_emitted": int(states[0].get("batches_emitted", 0)), "size_index": size_index,
+                    "open_epoch": epoch})
+    return out
 
 
 def _merged(pieces: list[Piece]) -> list[Piece]:
@@ -101,7 +143,9 @@ def _merged(pieces: list[Piece]) -> list[Piece]:
     out: list[Piece] = []
     for p in pieces:
         if out and out[-1].unit.index == p.unit.index and out[-1].stop == p.start:
-            out[-1] = Piece(p.unit, out[-1].start, p.stop)
+            q = out[-1]
+            words = q.words + p.words if q.words >= 0 and p.words >= 0 else -1
+            out[-1] = Piece(p.unit, q.start, p.stop, words, q.exclude + p.exclude)
         elif len(p):
             out.append(p)
     return out

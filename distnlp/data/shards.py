@@ -413,20 +413,30 @@ def rank_span(total: int, rank: int, world_size: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Piece:
-    """Rows [start, stop) of a unit's shuffled row order."""
+    """Rows [start, stop) of a unit's shuffled row order. A resumed epoch's plan also says which
+    of them were already used (`exclude`: positions in that order; the stream yields nothing for
+    them) and, where known, the piece's words net of those (`words`; -1: count from the row group).
+    Exclusions keep a piece whole, so a resumed rank reads whole row groups as a fresh one does."""
 
     unit: Unit
     start: int
     stop: int
+    words: int = -1
+    exclude: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return self.stop - self.start
 
+    def cut(self, a: int, b: int, words: int = -1) -> "Piece":
+        """Rows [start + a, start + b) of this piece, with their exclusions."""
+        lo, hi = self.start + a, self.start + b
+        return Piece(self.unit, lo, hi, words, tuple(q for q in self.exclude if lo <= q < hi))
+
 
 class PieceWords:
     """Word counts of an epoch's pieces. Per row group, the cumulative words along its row order
-    are kept, so a piece's total is one subtraction: a resumed epoch's plan can cut one row group
-    into many pieces (the docs emitted after the earliest pending one)."""
+    are kept, so a piece's total is one subtraction; a row group is read only for pieces that cut
+    it and do not carry their words."""
 
     def __init__(self, info: CorpusInfo, seed: int, epoch: int, shuffle: bool) -> None:
         self.info, self.seed, self.epoch, self.shuffle = info, seed, epoch, shuffle
@@ -440,14 +450,19 @@ class PieceWords:
         return cum
 
     def __call__(self, piece: Piece) -> np.ndarray:
-        """The word count of each of the piece's rows, in its order."""
-        return np.diff(np.asarray(self._cum(piece.unit)[piece.start:piece.stop + 1], dtype=np.int64))
+        """The word count of each of the piece's rows, in its order (0 for an excluded row)."""
+        words = np.diff(np.asarray(self._cum(piece.unit)[piece.start:piece.stop + 1], dtype=np.int64))
+        if piece.exclude:
+            words[np.asarray(piece.exclude, dtype=np.int64) - piece.start] = 0
+        return words
 
     def total(self, piece: Piece) -> int:
-        if piece.start == 0 and piece.stop == piece.unit.rows:
+        if piece.words >= 0:
+            return piece.words
+        if piece.start == 0 and piece.stop == piece.unit.rows and not piece.exclude:
             return piece.unit.words  # a whole row group: its footer says, nothing is read
         cum = self._cum(piece.unit)
-        return cum[piece.stop] - cum[piece.start]
+        return cum[piece.stop] - cum[piece.start] - sum(cum[q + 1] - cum[q] for q in piece.exclude)
 
 
 def piece_words(info: CorpusInfo, seed: int, epoch: int, shuffle: bool) -> PieceWords:
@@ -463,14 +478,14 @@ def piece_words(info: CorpusInfo, seed: int, epoch: int, shuffle: bool) -> Piece
 
 def _piece_total(piece: Piece, words_of: PieceWords | None) -> int:
     if words_of is None or not piece.unit.words:
-        return len(piece)
+        return len(piece) - len(piece.exclude)
     return words_of.total(piece)
 
 
 def split_pieces(plan: Sequence[Piece], rank: int, world_size: int, words_of: PieceWords | None,
                  totals: Sequence[int] | None = None) -> list[Piece]:
     """This rank's contiguous slice of `plan` (an epoch's rows in order): the rows whose first
-    word falls in its span of the plan's words (`words_of` None: of its rows). `totals`: each
+    word falls in its span of the plan's words (`words_of` None: of its docs). `totals`: each
     piece's words, when the caller splits the same plan for many ranks."""
     if totals is None:
         totals = plan_totals(plan, words_of)
@@ -485,11 +500,15 @@ def split_pieces(plan: Sequence[Piece], rank: int, world_size: int, words_of: Pi
             if lo <= offset and end <= hi:
                 pieces.append(p)
             else:
-                weights = words_of(p) if words_of is not None and p.unit.words else np.ones(len(p), dtype=np.int64)
+                by_words = words_of is not None and p.unit.words
+                weights = words_of(p) if by_words else np.ones(len(p), dtype=np.int64)
+                if not by_words and p.exclude:
+                    weights[np.asarray(p.exclude, dtype=np.int64) - p.start] = 0
                 starts = offset + np.cumsum(weights) - weights
+                # an excluded row (weight 0) goes with the row after it: the cut lands between rows
                 a, b = (int(i) for i in np.searchsorted(starts, [lo, hi], side="left"))
                 if a < b:
-                    pieces.append(Piece(p.unit, p.start + a, p.start + b))
+                    pieces.append(p.cut(a, b, int(weights[a:b].sum()) if by_words else -1))
         offset = end
     return pieces
 

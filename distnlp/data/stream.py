@@ -24,7 +24,7 @@ from ..registry import readers
 from .cursor import CursorStream
 from .doc import Doc
 from .schema import CORPUS_SCHEMA
-from .elastic import plan_from_json, plan_to_json, share
+from .elastic import plan_to_json, saved_share, share
 from .shards import REBUILD, CorpusInfo, Piece, open_corpus, row_order
 
 # Columns a Doc is built from ("text" is derived from words + spaces, so it is never read).
@@ -234,12 +234,15 @@ class DocStream(CursorStream):
         self.epoch = 0
         self.position = 0
         self.skipped = 0  # docs outside [min_length, max_length] since this stream was made
+        # (epoch, position) of the row the last doc handed out came from: rows that give no doc
+        # (filtered by length, or used before an elastic resume) can come between two docs
+        self.last_row: tuple[int, int] | None = None
         self._pieces_key: tuple[int, int] | None = None
         self._pieces: list[Piece] = []
-        # An elastic resume's plan for one epoch: what is left of it, split for this world size
-        # (data/elastic.py); None = the epoch's own order.
-        self._plan: tuple[int, list[Piece]] | None = None
-        self._plan_json: dict[str, Any] | None = None
+        # After an elastic resume, this rank's share of what one epoch has left (data/elastic.py);
+        # None = the epoch's own order, split for this world size.
+        self._share: tuple[int, list[Piece]] | None = None
+        self._share_json: dict[str, Any] | None = None
         self._last_unit: tuple[int, int, list[Doc | None]] | None = None  # (epoch, unit index, its docs) converted last
         self._last_table: tuple[int, pa.Table] | None = None  # (unit index, its rows) read last: few of them ours
         self._unit_rows: dict[int, int] = {}
@@ -251,27 +254,33 @@ class DocStream(CursorStream):
         epoch = self.epoch if epoch is None else epoch
         key = (epoch, len(self.info.units))
         if self._pieces_key != key:
-            plan = self._plan[1] if self._plan is not None and self._plan[0] == epoch else None
-            self._pieces = share(self.info, seed=self.seed, epoch=epoch, shuffle=self.shuffle, rank=self.rank,
-                                 world_size=self.world_size, plan=plan, by_words=self.balance_by_words)
+            if self._share is not None and self._share[0] == epoch:
+                self._pieces = self._share[1]
+            else:
+                self._pieces = share(self.info, seed=self.seed, epoch=epoch, shuffle=self.shuffle, rank=self.rank,
+                                     world_size=self.world_size, plan=None, by_words=self.balance_by_words)
             self._pieces_key = key
         return self._pieces
 
     # --- cursor --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        if self._plan is not None:
+        if self._share is not None:
             # Kept after its epoch too: a batcher's pending doc can put the saved cursor back
-            # into the plan's epoch after the stream itself moved on (training/batches.py).
+            # into the share's epoch after the stream itself moved on (training/batches.py).
             # One shared object, never copied: the state is taken for every doc read.
-            state["plan"] = self._plan_json
+            state["share"] = self._share_json
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        plan = state.get("plan")
-        self._plan = None if plan is None else (int(plan["epoch"]), plan_from_json(self.info, plan["pieces"]))
-        self._plan_json = None if self._plan is None else {"epoch": self._plan[0], "pieces": plan_to_json(self._plan[1])}
+        saved = state.get("share", state.get("plan"))  # "plan": a checkpoint from before per-rank shares
+        self._share = self._share_json = None
+        if saved is not None:
+            epoch = int(saved["epoch"])
+            mine = saved_share(self.info, state, epoch, shuffle=self.shuffle, by_words=self.balance_by_words)
+            self._share = (epoch, mine or [])
+            self._share_json = {"epoch": epoch, "pieces": plan_to_json(self._share[1])}
         self._pieces_key = None
 
     def _gives_nothing_after(self, epoch: int, empty_epochs: int) -> bool:
@@ -302,6 +311,7 @@ class DocStream(CursorStream):
             skip = self.position - offset
             docs = self._read_piece(piece, epoch, skip)
             for doc in docs:
+                row = (epoch, self.position)
                 # Move the cursor before handing the doc out: a checkpoint taken right after
                 # receiving it must not yield it again.
                 if self.position + 1 >= total:
@@ -309,6 +319,7 @@ class DocStream(CursorStream):
                 else:
                     self.position += 1
                 if doc is not None:
+                    self.last_row = row
                     yield doc
             offset += len(piece)
 
@@ -322,7 +333,7 @@ class DocStream(CursorStream):
         if self._last_unit is not None and self._last_unit[:2] == (epoch, unit.index):
             docs = self._last_unit[2]
             self.skipped += sum(docs[i] is None for i in rows.tolist())
-            return [docs[i] for i in rows.tolist()]
+            return _excluded(piece, skip, [docs[i] for i in rows.tolist()])
         if self._last_table is None or self._last_table[0] != unit.index:
             self._last_table = (unit.index, self.info.read_unit(unit, self.columns))
         table = self._last_table[1]
@@ -339,9 +350,9 @@ class DocStream(CursorStream):
             if keep is not None:
                 docs = [d if ok else None for d, ok in zip(docs, keep.tolist())]
             self._last_unit = (epoch, unit.index, docs)
-            return [docs[i] for i in rows.tolist()]
+            return _excluded(piece, skip, [docs[i] for i in rows.tolist()])
         picked = dict(zip(wanted.tolist(), table_to_docs(table.take(pa.array(wanted)), where, wanted)))
-        return [picked.get(i) for i in rows.tolist()]
+        return _excluded(piece, skip, [picked.get(i) for i in rows.tolist()])
 
     def _rows_in_unit(self, unit_index: int) -> int:
         """Rows of a unit in this rank's pieces of the current epoch."""
@@ -360,6 +371,15 @@ class DocStream(CursorStream):
         if self.max_length:
             keep &= lengths <= self.max_length
         return None if keep.all() else keep
+
+
+def _excluded(piece: Piece, skip: int, docs: list[Doc | None]) -> list[Doc | None]:
+    """The piece's docs from row `skip` on, with None for rows a resumed epoch already used."""
+    first = piece.start + skip
+    for q in piece.exclude:
+        if q >= first:
+            docs[q - first] = None
+    return docs
 
 
 def read_docs(path: str | os.PathLike[str], columns: list[str] | None = None, label: str | None = None) -> Iterator[Doc]:

@@ -57,7 +57,7 @@ class ResumableBatches:
         self.stream = stream
         self.batcher = batcher
         self.shuffle_words = int(shuffle_words)
-        self._skip: set[Cursor] = set()
+        self._skip: dict[Cursor, int] = {}  # emitted before the last checkpoint -> the doc's words
         self.exhausted = False  # this session's batches are all out (the open epoch is done here)
         self.open_epoch = int(stream.epoch)  # the global epoch being read; never read past it
         self.batches_emitted = 0  # since the run began: the global step when one batch = one step
@@ -110,6 +110,9 @@ class ResumableBatches:
     def _tagged(self) -> Iterator[Doc]:
         before = self.stream.state_dict()
         for doc in self._open_epoch_docs():
+            row = getattr(self.stream, "last_row", None)
+            if row is not None and row != (int(before["epoch"]), int(before["position"])):
+                before = {**before, "epoch": row[0], "position": row[1]}  # rows that gave no doc came first
             cursor = (int(before["epoch"]), int(before["position"]))
             state, before = before, self.stream.state_dict()
             if cursor in self._skip:
@@ -121,7 +124,7 @@ class ResumableBatches:
     def _start(self) -> None:
         # cursor -> the stream's state just before reading that doc; insertion-ordered: read order
         self._pending: dict[Cursor, dict[str, Any]] = {}
-        self._emitted_after: set[Cursor] = set()
+        self._emitted_after: dict[Cursor, int] = {}  # cursor -> words: an elastic re-split balances by them
         self._num_batches = 0
         docs: Iterable[Doc] = self._tagged()
         if self.shuffle_words > 0:
@@ -140,7 +143,7 @@ class ResumableBatches:
             cursor = doc.user_data.get(_TAG)
             if cursor is not None:
                 self._pending.pop(cursor, None)
-                self._emitted_after.add(cursor)
+                self._emitted_after[cursor] = max(len(doc), 1)  # as `CorpusInfo.row_words` counts it
         self._num_batches += 1
         self.batches_emitted += 1
         index = getattr(batch, "size_index", _PLAIN)
@@ -151,23 +154,24 @@ class ResumableBatches:
         if self._num_batches % 1024 == 0:
             # Only cursors after the earliest pending doc matter; keep the set small.
             first = next(iter(self._pending), None)
-            self._emitted_after = {c for c in self._emitted_after if first is not None and c > first}
+            self._emitted_after = {c: w for c, w in self._emitted_after.items() if first is not None and c > first}
         return batch
 
     def state_dict(self) -> dict[str, Any]:
         if self._pending:
             first, before = next(iter(self._pending.items()))
             stream_state = dict(before)  # for a DocStream: today's state with the cursor moved back
-            emitted = sorted(c for c in self._emitted_after | self._skip if c > first)
+            emitted = sorted((c, w) for c, w in {**self._skip, **self._emitted_after}.items() if c > first)
         else:
             stream_state = dict(self.stream.state_dict())
             emitted = []
-        return {"stream": stream_state, "skip": [list(c) for c in emitted], "batches_emitted": self.batches_emitted,
+        return {"stream": stream_state, "skip": [[*c, w] for c, w in emitted], "batches_emitted": self.batches_emitted,
                 "size_index": self.size_index, "open_epoch": self.open_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stream.load_state_dict(state["stream"])
-        self._skip = {(int(e), int(p)) for e, p in state.get("skip", [])}
+        # [epoch, position, words]; checkpoints before words were saved: [epoch, position]
+        self._skip = {(int(s[0]), int(s[1])): int(s[2]) if len(s) > 2 else -1 for s in state.get("skip", [])}
         self.batches_emitted = int(state.get("batches_emitted", 0))
         self.size_index = int(state.get("size_index", self.batches_emitted))
         # Checkpoints before global epochs: the rank's own epoch was the one it read.
@@ -186,8 +190,8 @@ class ResumableBatches:
             raise CheckpointError(f"this data stream ({type(self.stream).__name__}) cannot continue on a different number "
                                   f"of replicas ({len(states)} saved); resume with distributed.num_workers={len(states)}, "
                                   "or with distributed.keep_global_batch=true (each replica then hosts several saved ones)")
-        mine = resplit(info, states, int(self.stream.world_size), shuffle=bool(self.stream.shuffle),
-                       by_words=bool(getattr(self.stream, "balance_by_words", True)))[int(self.stream.rank)]
+        mine, = resplit(info, states, int(self.stream.world_size), shuffle=bool(self.stream.shuffle),
+                        by_words=bool(getattr(self.stream, "balance_by_words", True)), ranks=[int(self.stream.rank)])
         self.load_state_dict(mine)
 
     def restart(self) -> None:

@@ -36,9 +36,10 @@ Measured, and how each scales:
   min(window, share) words and builds their Docs, O(window words) of I/O and decoding per rank.
   With the defaults at 50M words and 64 ranks a share (~780K words) is smaller than the window,
   so the first step reads the whole corpus. After a resize a rank's share is a run of plan pieces,
-  and each piece decodes its whole row group: the fill is O(plan pieces in the share) row-group
-  reads instead of O(window words / row-group words). Before 3fb7687 every doc read also copied
-  the whole plan into its pending stream state: O(window docs x plan pieces) time and memory.
+  whole row groups with the rows already used excluded: the same reads as a fresh rank. (Until
+  this commit's parent, docs already used cut row groups into many pieces whose words every new
+  rank counted by reading each one's `spaces` column; before 3fb7687 every doc read also copied
+  the whole plan into its pending stream state: O(window docs x plan pieces) time and memory.)
 - memory per replica: opening (a DocStream keeps its CorpusInfo: every shard's decoded Parquet
   footer, O(row groups x leaf columns), so it grows with the corpus, not with N) and the fill
   (O(min(window, share)) Docs plus each pending doc's saved stream state). A phase's peak RSS
@@ -46,13 +47,12 @@ Measured, and how each scales:
   making, and while filling, divided by the replicas. A real rank adds its own interpreter.
 - checkpoint state: JSON of every rank's `state_dict()`. Per rank O(skip entries + plan pieces):
   skip entries are docs already emitted after the earliest doc still pending in the window (they
-  grow with steps until the window drains, at most the window's docs); a plan exists after a
-  resize: the rest of the epoch as row ranges, O(row groups left + skip entries of all old ranks),
-  repeated in each of the M states (total O(M x plan)).
+  grow with steps until the window drains, at most the window's docs); after a resize a rank's
+  own share of the rest of the epoch: row ranges with exclusions, O((row groups left + skip
+  entries of all old ranks) / M) (older code: the whole plan in each of the M states).
 - re-split time, per new replica (ranks run it in parallel at resume): `remaining_plan` is
-  O(N x row groups + skip entries) plus reading the `spaces` column of every row group a share
-  boundary or a skip cut falls in (after a resize that is most row groups), and `resplit` builds
-  all M states' plan JSON, O(M x plan), though a rank keeps one. Summed over M ranks: O(M^2 x plan).
+  O(N x pieces per old share + skip entries) plus reading the `spaces` column of the row groups
+  an old cursor or share boundary falls in, O(N); the new rank's split reads two more.
 - idle fraction (global epochs): empty steps / all replica steps over one epoch. A replica idles
   from the step its share runs out to the step the last one's does; shares hold equal words (to
   a doc), so the spread is only how differently ranks' batches pack, a few to tens of steps per
@@ -302,7 +302,10 @@ class World:
 def state_stats(states: list[dict[str, Any]]) -> dict[str, Any]:
     t0 = time.perf_counter()
     sizes = [len(json.dumps(s)) for s in states]
-    plans = [len(s["stream"]["plan"]["pieces"]) for s in states if s["stream"].get("plan")]
+    # after a resize: a rank's own share ("share", since the plan moved out of every rank's state)
+    # or the whole plan in every rank ("plan", older code)
+    plans = [len((s["stream"].get("share") or s["stream"].get("plan"))["pieces"]) for s in states
+             if s["stream"].get("share") or s["stream"].get("plan")]
     skips = [len(s.get("skip", [])) for s in states]
     return {"ranks": len(states), "json_bytes": sum(sizes), "json_bytes_per_rank": sum(sizes) / len(sizes),
             "json_bytes_max_rank": max(sizes), "plan_pieces": max(plans, default=0), "skip_entries": sum(skips),

@@ -171,3 +171,40 @@ def test_a_resized_plan_reads_each_row_group_once(corpus: Path, monkeypatch: pyt
     pieces = [(r.stream.rank, p.unit.index) for r in second for p in r.stream.pieces(0)]
     assert len(pieces) > len(set(pieces))  # row groups were cut into several pieces
     assert len(reads) == len(set(pieces))  # one read per rank and row group
+
+
+def test_a_resize_reads_the_word_counts_of_boundary_row_groups_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mid-window, every row group of the epoch holds docs already emitted. The re-split must not
+    read each of them to count the words left (O(corpus) per new rank at every resume): the saved
+    skip entries carry their docs' words, the plan keeps each piece's words, and only row groups
+    where an old cursor or a share boundary falls are read."""
+    from tests.data.conftest import write_corpus as write_layout
+
+    from distnlp.data.shards import CorpusInfo
+
+    path = tmp_path / "corpus"
+    write_layout(path, [[20] * 40 for _ in range(2)], seed=1, min_words=1, max_words=30)  # 80 row groups
+    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": 200, "tolerance": 0.2})
+
+    def replicas(world: int) -> list[ResumableBatches]:
+        return [ResumableBatches(DocStream(path, rank=r, world_size=world, seed=SEED), batcher, shuffle_words=1_000_000)
+                for r in range(world)]
+
+    first = replicas(4)
+    for replica in first:
+        _take(replica, 5)
+    states = _save(first)
+    assert sum(len(s["skip"]) for s in states) > 80  # docs already emitted past the cursors, spread over the row groups
+    counted: list[int] = []
+    real = CorpusInfo.row_words
+
+    def row_words(self: CorpusInfo, unit):  # noqa: ANN001, ANN202
+        if unit.index not in self._row_words:
+            counted.append(unit.index)
+        return real(self, unit)
+
+    monkeypatch.setattr(CorpusInfo, "row_words", row_words)
+    second = replicas(3)
+    second[1].load_resplit(states)
+    _take(second[1], 3)
+    assert len(counted) <= 2 * 4 + 2, counted  # old cursors and share boundaries (N of each), the new rank's two ends

@@ -93,8 +93,8 @@ class Corpus:
     def docs(self, pieces: list[Any], epoch: int) -> list[str]:
         out = []
         for p in pieces:
-            rows = row_order(p.unit, SEED, epoch, True)[p.start:p.stop]
-            out += [self.ids[p.unit.index][i] for i in rows.tolist()]
+            order = row_order(p.unit, SEED, epoch, True)
+            out += [self.ids[p.unit.index][order[q]] for q in range(p.start, p.stop) if q not in p.exclude]
         return out
 
 
