@@ -1,4 +1,4 @@
-"""Remove only what distnlp wrote (DESIGN.md decision 12). Every place that replaces or deletes a
+"""Remove only what distnlp wrote (docs/architecture.md, decision 8). Every place that replaces or deletes a
 directory goes through this module, so the rule lives in one place.
 
 API (paths may be str or Path; `owned` is a collection of entry names directly inside the

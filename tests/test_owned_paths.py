@@ -1,4 +1,4 @@
-"""owned_paths: distnlp replaces or removes only what it wrote (DESIGN.md decision 12)."""
+"""owned_paths: distnlp replaces or removes only what it wrote (docs/architecture.md, decision 8)."""
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """`distnlp convert INPUT... OUTPUT_DIR`: source corpora to Parquet shards + meta.json.
 
-Runs once, on CPU, before training (DESIGN.md "data flow"). Errors the user can fix are printed
+Runs once, on CPU, before training (docs/architecture.md, "Data flow"). Errors the user can fix are printed
 as one line on stderr with exit code 1, never as a traceback.
 """
 from __future__ import annotations

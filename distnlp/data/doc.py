@@ -248,7 +248,7 @@ class Doc:
     # --- construction ------------------------------------------------------------------------
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Doc":
-        """A Doc from one Parquet row (DESIGN.md schema)."""
+        """A Doc from one Parquet row (data/schema.py)."""
         ents = row.get("ents")
         cats = row.get("cats")
         heads = row.get("heads")

@@ -1,6 +1,6 @@
-"""The Parquet corpus schema (DESIGN.md): one row per doc; a missing annotation is null.
+"""The Parquet corpus schema: one row per doc; a missing annotation is null.
 
-Missing is never a label (DESIGN.md decision 10), at three levels:
+Missing is never a label (docs/architecture.md, decision 7), at three levels:
 - a whole column of a doc: the column is null (the doc has no tags at all);
 - one token of a per-token column (`tags`, `pos`, `morphs`, `lemmas`, `deps`, `heads`,
   `sent_starts`): that list element is null;

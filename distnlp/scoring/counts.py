@@ -5,7 +5,7 @@ plain counts ([tp, fp, fn]), so counts from many docs or many ranks simply add u
 follow spaCy's Scorer: a gold value None (or "" for tags/pos/lemmas) is missing and not
 scored; whitespace tokens are never predicted (spaCy skips them), so a labelled whitespace
 token counts as a miss; an unannotated prediction counts as wrong. Entities overlapping a gold
-`ents_missing` range are not scored at all (DESIGN.md decision 10).
+`ents_missing` range are not scored at all (docs/architecture.md, decision 7).
 """
 from __future__ import annotations
 

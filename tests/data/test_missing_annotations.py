@@ -1,4 +1,4 @@
-"""Unknown is missing, never a label (DESIGN.md decision 10), end to end: convert -> Parquet ->
+"""Unknown is missing, never a label (docs/architecture.md, decision 7), end to end: convert -> Parquet ->
 targets (no loss) -> scoring (not counted), for a dropped NER sentence and for single tokens."""
 from __future__ import annotations
 

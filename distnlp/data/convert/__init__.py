@@ -1,5 +1,5 @@
 """Converters: CoNLL-U, IOB2/BILUO, spaCy-style JSONL, CSV/TSV text classification and raw text
-into the Parquet corpus (DESIGN.md schema) + meta.json. `distnlp convert` is the command line."""
+into the Parquet corpus (data/schema.py) + meta.json. `distnlp convert` is the command line."""
 from .conllu import read_conllu
 from .csv_text import read_csv
 from .formats import FORMATS, ReadOptions, guess_format, read_docs, resolve_format

@@ -1,4 +1,4 @@
-"""Writing Docs as Parquet shards (DESIGN.md corpus schema) plus meta.json, atomically and deterministically.
+"""Writing Docs as Parquet shards (data/schema.py) plus meta.json, atomically and deterministically.
 
 - Atomic: everything is written into a temporary directory beside OUTPUT_DIR and renamed only when
   complete, so a failed conversion never leaves shards that look finished. A temporary directory
