@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 if TYPE_CHECKING:
     from .pipeline.pipeline import Pipeline
@@ -16,14 +16,14 @@ def load(path: Any, *, trust_code: bool = False) -> "Pipeline":
     registered callables. A model saved with user code (`code.py`) loads only with
     `trust_code=True`, because that file is imported and can do anything (SECURITY.md).
     """
-    from .pipeline.pipeline import Pipeline
+    from .pipeline.pipeline import Pipeline  # lazy: every `import distnlp.x` runs this file; torch only when loading
 
     return Pipeline.from_disk(path, trust_code=trust_code)
 
 
 def to_spacy(docs: Any, vocab_or_nlp: Any) -> list[Any]:
     """spaCy `Doc`s with every annotation of `docs` (needs the `spacy` extra; see interop/to_spacy.py)."""
-    from .interop.to_spacy import to_spacy as _to_spacy
+    from .interop.to_spacy import to_spacy as _to_spacy  # lazy: spaCy is an optional extra, imported only here
 
     return _to_spacy(docs, vocab_or_nlp)
 

@@ -209,4 +209,4 @@ def _ensure_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from . import registrations  # noqa: F401
+    from . import registrations  # noqa: F401  # lazy: registers every built-in on the first lookup, not at import

@@ -1,6 +1,8 @@
 """`distnlp annotate` overrides (`key=value` after the paths), checked before any work starts."""
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +81,10 @@ def _example(parse: Any) -> str:
 
 
 __all__ = ["AnnotateSettings", "Batching", "parse_overrides"]
+
+
+def exit_if_asked(settings: AnnotateSettings, splits_done: int) -> None:
+    """debug.exit_after_splits: stop as a killed job would (no cleanup, no meta.json)."""
+    if settings.exit_after_splits and splits_done >= settings.exit_after_splits:
+        sys.stderr.flush()
+        os._exit(3)

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..data.convert.conllu_out import doc_to_conllu
 from ..data.doc import Doc
+from ..interop.docbin_out import docbin_bytes
 from .inputs import InputRow, Plan, Split, read_split
 from .jsonl_out import doc_to_json
 from .output import OutputDir
@@ -42,12 +44,8 @@ def _copy(docs: list[Doc], copy_format: str | None) -> tuple[str, bytes] | None:
     if copy_format == "jsonl":
         return "jsonl", "".join(doc_to_json(d) + "\n" for d in docs).encode("utf-8")
     if copy_format == "spacy":
-        from ..interop.docbin_out import docbin_bytes
-
         return "spacy", docbin_bytes(docs)
     if copy_format == "conllu":
-        from ..data.convert.conllu_out import doc_to_conllu
-
         return "conllu", "".join(doc_to_conllu(d) for d in docs).encode("utf-8")
     raise ValueError(f"unknown copy format {copy_format!r}")
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from ..annotate.run import annotate
+from ..annotate.settings import parse_overrides
+from ..errors import DistnlpError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,15 +33,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_annotate(args: argparse.Namespace) -> int:
-    from ..annotate.run import annotate
-    from ..annotate.settings import parse_overrides
-    from ..errors import DistnlpError
-
     overrides = [a for a in args.paths if "=" in a and "://" not in a.partition("=")[0]]
     paths = [a for a in args.paths if a not in overrides]
     if len(paths) < 2:
         raise DistnlpError("annotate: give at least one INPUT and the OUTPUT directory (distnlp annotate MODEL INPUT... OUTPUT)")
     settings = parse_overrides(overrides)
+    run_splits = None
+    if settings.distributed == "ray":
+        from ..ray_backend.annotate import annotate_on_ray  # lazy: imports Ray (seconds), only for distributed=ray
+
+        run_splits = annotate_on_ray
     annotate(args.model, paths[:-1], paths[-1], settings, input_format=args.input_format, copy_format=None if args.format == "parquet" else args.format,
-             device=args.device, trust_code=args.trust_code, overwrite=args.overwrite)
+             device=args.device, trust_code=args.trust_code, overwrite=args.overwrite, run_splits=run_splits)
     return 0

@@ -3,13 +3,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..data.convert.conllu import read_conllu
+from ..data.convert.conllu_out import write_conllu_docs, write_conllu_predictions
+from ..data.stream import read_docs
 from ..errors import DistnlpError
+from ..pipeline.device import pick_device
+from ..pipeline.pipeline import Pipeline
+from ..progress import with_progress
+from ..scoring.conll18 import Conll18
+from ..scoring.conll18_raw import evaluate_ud, raw_texts, read_ud, ud_from_docs
+from ..scoring.unscored import unscored_note
+from ..training.logger import format_scores_table
+from ..training.loop import TRAIN
+from .compose import compose_config, to_yaml
 from .config_dirs import add_config_dir_argument, config_dir_overrides
+from .launch import load_config, run_entry
+from .sweep import run_sweep
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    add_config_parser(sub)
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
 
 
 def add_config_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,26 +78,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_evaluate)
 
 
-def add_pretrain_parser(sub: argparse._SubParsersAction) -> None:
-    from .pretrain import add_parser
-
-    add_parser(sub)
-
-
-def load_config(overrides: list[str]) -> dict[str, Any]:
-    from ..config import validate_config
-    from ..training.settings import training_settings
-    from .compose import compose_config
-
-    config = compose_config(overrides)
-    validate_config(config)
-    training_settings(config)  # step limits, policies: refused before any work starts
-    return config
-
-
 def run_config_show(args: argparse.Namespace) -> int:
-    from .compose import compose_config, to_yaml
-
     print(to_yaml(compose_config(config_dir_overrides(args.config_dir) + args.overrides)), end="")
     return 0
 
@@ -92,78 +92,12 @@ def run_config_validate(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     overrides = config_dir_overrides(args.config_dir) + args.overrides
     if args.multirun:
-        from .sweep import run_sweep
-
         return run_sweep(overrides)
     config = load_config(overrides)
-    return 0 if run_entry(config, "train") else 1
-
-
-def write_config_yaml(config: dict[str, Any], output_dir: str) -> None:
-    from .compose import to_yaml
-
-    (Path(output_dir) / "config.yaml").write_text(to_yaml(config))
-
-
-def run_entry(config: dict[str, Any], entry: str) -> dict[str, Any]:
-    """Run training or pretraining where `distributed` says: this process, or Ray replicas.
-
-    The output directory is claimed first (run identity: a fresh run, or `resume=true`), so a
-    refused directory costs nothing and nothing in it is touched."""
-    from ..training.loop import checkpoint_dir, loop_settings, run_objective
-    from ..training.run_identity import prepare_output_dir
-
-    dist = config.get("distributed") or {}
-    settings = loop_settings(config, entry)
-    section = "pretrain" if entry == "pretrain" else "training"
-    if dist.get("backend", "single") == "ray":
-        from ..ray_backend.driver import train_on_ray
-
-        return train_on_ray(config, entry=entry, on_prepared=lambda: write_config_yaml(config, settings.output_dir))
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return _run_torchrun_rank(config, entry, settings.output_dir)
-    identity = prepare_output_dir(config, section, Path(settings.output_dir), resume=settings.resume, overwrite=settings.overwrite,
-                                  checkpoint_dirs=[checkpoint_dir(settings)] if settings.checkpoints_to_keep > 0 else [])
-    write_config_yaml(config, settings.output_dir)
-    from ..pipeline.device import pick_device
-    from ..training.env import WorkerEnv
-
-    device = "cpu" if dist.get("use_gpu") is False else dist.get("device", "auto")
-    return run_objective(config, entry, WorkerEnv(device=str(pick_device(device))), identity=identity)
-
-
-def _run_torchrun_rank(config: dict[str, Any], entry: str, output_dir: str) -> dict[str, Any]:
-    """One rank started by torchrun (launch/torchrun.sh): its environment says where it runs."""
-    import torch
-
-    from ..distributed.process_group import DistEnv
-    from ..training.env import WorkerEnv
-    from ..training.loop import run_objective
-
-    denv = DistEnv.from_environ()
-    device = f"cuda:{denv.local_rank}" if torch.cuda.is_available() and (config.get("distributed") or {}).get("use_gpu") is not False else "cpu"
-    env = WorkerEnv(rank=denv.rank, world_size=denv.world_size, local_rank=denv.local_rank, device=device)
-    if env.is_rank_zero:
-        print(f"torchrun: {env.world_size} ranks on {device.split(':')[0]}", flush=True)
-    from ..distributed.process_group import barrier, destroy_process_group
-
-    try:
-        summary = run_objective(config, entry, env)  # rank 0 claims output_dir; every rank gets the run identity
-        if env.is_rank_zero:
-            write_config_yaml(config, output_dir)
-        # Every rank leaves together: one tearing gloo down while another still saves aborted
-        # the early one now and then ("terminate called without an active exception").
-        barrier()
-    finally:
-        # Tear the group down before the interpreter exits: gloo threads left running abort it.
-        destroy_process_group()
-    return summary
+    return 0 if run_entry(config, TRAIN) else 1
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..pipeline.device import pick_device
-    from ..pipeline.pipeline import Pipeline
-
     model = Path(args.model)
     if not model.exists():
         raise DistnlpError(f"{model}: model directory not found (pass a model-best/ or model-last/ directory)")
@@ -185,11 +119,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _evaluate_gold_tokens(nlp: Any, args: argparse.Namespace, conllu_source: bool) -> dict[str, Any]:
     import contextlib
     import time
-
-    from ..progress import with_progress
-    from ..scoring.conll18 import Conll18
-    from ..scoring.unscored import unscored_note
-    from ..training.logger import format_scores_table
 
     docs = _evaluation_docs(args.corpus, conllu_source)
     disabled = nlp.select_pipes(disable=nlp.sentence_components()) if args.gold_sents else contextlib.nullcontext()
@@ -213,8 +142,6 @@ def _evaluate_gold_tokens(nlp: Any, args: argparse.Namespace, conllu_source: boo
     sentences = "gold sentences" if args.gold_sents or not nlp.sentence_components() else "the pipeline's sentences"
     print(f"UPOS ... BLEX: CoNLL 2018 metrics (gold tokenization, {sentences}); a metric whose columns the model does not predict is left out", file=sys.stderr)
     if args.conllu:
-        from ..data.convert.conllu_out import write_conllu_predictions
-
         write_conllu_predictions(args.corpus, preds, args.conllu)
         print(f"predictions written to {args.conllu}", file=sys.stderr)
     return scores
@@ -223,9 +150,6 @@ def _evaluate_gold_tokens(nlp: Any, args: argparse.Namespace, conllu_source: boo
 def _evaluate_raw(nlp: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline on each document's raw text, scored as conll18_ud_eval.py scores a system file."""
     import time
-
-    from ..progress import with_progress
-    from ..scoring.conll18_raw import evaluate_ud, raw_texts, read_ud, ud_from_docs
 
     gold = read_ud(args.corpus)
     texts = raw_texts(args.corpus)
@@ -241,8 +165,6 @@ def _evaluate_raw(nlp: Any, args: argparse.Namespace) -> dict[str, Any]:
     print(f"raw text: {len(texts):,} documents, {words:,} predicted tokens in {elapsed:.1f} s ({words / max(elapsed, 1e-9):,.0f} tokens/s, "
           "tokenization included); F1 as the official CoNLL 2018 scorer computes it", file=sys.stderr)
     if args.conllu:
-        from ..data.convert.conllu_out import write_conllu_docs
-
         write_conllu_docs(preds, args.conllu)
         print(f"predictions written to {args.conllu}", file=sys.stderr)
     scores: dict[str, Any] = {name: score.f1 for name, score in results.items()}
@@ -263,9 +185,6 @@ def _format_ud_table(results: dict[str, Any]) -> str:
 
 def _evaluation_docs(corpus: str, conllu_source: bool) -> list[Any]:
     if conllu_source:
-        from ..data.convert.conllu import read_conllu
-
         return list(read_conllu(corpus))
-    from ..data.stream import read_docs
 
     return list(read_docs(corpus))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from ..training.labels import TREES_KEY, read_meta, store_corpus_labels
 
 HELP = "add the label inventories training needs to the meta.json of a corpus converted before distnlp stored them"
 
@@ -18,8 +19,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.labels import TREES_KEY, read_meta, store_corpus_labels
-
     for path in args.corpora:
         before = read_meta(path)
         meta = store_corpus_labels(path)

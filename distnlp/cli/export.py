@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from ..data.stream import read_docs
+from ..interop.docbin_out import write_docbin
 
 HELP = "write a converted corpus as a spaCy .spacy (DocBin) file"
 
@@ -19,9 +21,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.stream import read_docs
-    from ..interop.docbin_out import write_docbin
-
     n = write_docbin(read_docs(args.corpus, label="CORPUS"), args.output)
     print(f"exported {n:,} docs -> {args.output}")
     return 0

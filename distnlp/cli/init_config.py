@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..interop.spacy_config import load_spacy_config, translate
+from .compose import conf_dir
 
 MARKER = "# distnlp experiment overlay translated from a spaCy config"
 HELP = "translate a spaCy config.cfg into a distnlp experiment overlay"
@@ -28,8 +30,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..interop.spacy_config import load_spacy_config, translate
-
     out = Path(args.output)
     if out.suffix != ".yaml" or out.parent.name != "experiment":
         raise ConfigError(str(out), "the overlay must be DIR/experiment/NAME.yaml", "e.g. myconf/experiment/ner.yaml, then: distnlp train --config-dir myconf experiment=ner")
@@ -70,8 +70,6 @@ def complete_groups(overlay: dict[str, Any], bases: dict[str, str]) -> None:
     translation names replaces the option's one instead of merging into it.
     """
     import yaml
-
-    from .compose import conf_dir
 
     for group, option in bases.items():
         base = yaml.safe_load((conf_dir() / group / f"{option}.yaml").read_text(encoding="utf-8")) or {}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DistnlpError
+from ..vectors.load import init_vectors
 from .args import MixedArgumentParser
 
 __all__ = ["add_parser", "main", "run"]
@@ -39,8 +40,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..vectors.load import init_vectors
-
     if args.truncate < 0:
         print("error: --truncate must be >= 0", file=sys.stderr)
         return 1

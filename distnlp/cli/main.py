@@ -24,49 +24,55 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 
-from .. import __version__  # noqa: E402
 from ..errors import DistnlpError  # noqa: E402
+from ..version import __version__  # noqa: E402
 from .args import MixedArgumentParser  # noqa: E402
 
+# Each command: the module that defines its arguments and runs it, and its line in `distnlp
+# --help`. Only the module of the command being run is imported (with torch, pyarrow, Hydra ...),
+# so `distnlp --help` and `--version` start in a fraction of a second.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("convert", "convert CoNLL-U, IOB, JSONL, CSV, text or spaCy .spacy (DocBin) files into a Parquet corpus"),
+    "corpus-labels": ("corpus_labels", "add the label inventories training needs to the meta.json of an older corpus"),
+    "init": ("init", "create assets: a vectors table, a config from spaCy's"),
+    "config": ("commands", "show or validate the composed config"),
+    "train": ("commands", "train a pipeline (Hydra overrides follow)"),
+    "evaluate": ("commands", "score a saved pipeline on a converted corpus or a CoNLL-U file"),
+    "pretrain": ("pretrain", "pretrain the embedding layer on raw text (Hydra overrides follow)"),
+    "report": ("report", "compare training runs: curves on shared axes and a table of final and best scores"),
+    "export": ("export", "write a converted corpus as a spaCy .spacy (DocBin) file"),
+    "annotate": ("annotate", "annotate text or corpora with a saved pipeline, on one process or Ray actors"),
+}
 
-def _build_parser() -> argparse.ArgumentParser:
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line parsed; the module of its command (the first positional) is imported."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return build_parser(command).parse_args(list(argv))
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with `command`'s full arguments (the other commands only listed)."""
     # options may come anywhere, e.g. `distnlp convert in.conllu --ner x.iob2 out/` (args.py)
     parser = MixedArgumentParser(prog="distnlp", description="spaCy-style NLP pipelines trained on many GPUs with Ray")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    from . import commands, convert, corpus_labels
-
-    convert.add_parser(sub)
-    corpus_labels.add_parser(sub)
-    init = sub.add_parser("init", help="create assets: vectors")
-    init_sub = init.add_subparsers(dest="init_command", required=True)
-    from . import init_vectors
-
-    init_vectors.add_parser(init_sub)
-    from . import init_config
-
-    init_config.add_parser(init_sub)
-    commands.add_config_parser(sub)
-    commands.add_train_parser(sub)
-    commands.add_evaluate_parser(sub)
-    commands.add_pretrain_parser(sub)
-    from . import annotate, export, report
-
-    report.add_parser(sub)
-    export.add_parser(sub)
-    annotate.add_parser(sub)
+    if command in COMMANDS:
+        importlib.import_module(f"{__package__}.{COMMANDS[command][0]}").add_parser(sub)
+    for name, (_, line) in COMMANDS.items():  # the others: named and described, not imported
+        if name not in sub.choices:
+            sub.add_parser(name, help=line)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run: Callable[[argparse.Namespace], int] = args.run
     try:

@@ -12,8 +12,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import ConfigError
+from ..config import validate_config
+from ..config.settings import pretrain_settings
+from ..errors import ConfigError, DistnlpError
+from ..pretrain.entry import PRETRAIN
+from ..pretrain.loop import objective_config
+from .compose import compose_config
 from .config_dirs import add_config_dir_argument, config_dir_overrides
+from .launch import run_entry
 
 __all__ = ["add_parser", "run", "load_pretrain_config"]
 
@@ -27,18 +33,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def load_pretrain_config(overrides: list[str]) -> dict[str, Any]:
-    from ..config import validate_config
-    from .compose import compose_config
-
     config = compose_config(overrides)
     validate_config(config)
     if not isinstance(config.get("pretrain"), dict):
         raise ConfigError("pretrain", "no pretrain section in the config", "add the group: +pretrain=characters (or pretrain=vectors)")
-    from ..pretrain.loop import objective_config
-
     objective_config(config["pretrain"])  # an unknown objective fails before any work starts
-    from ..training.settings import pretrain_settings
-
     pretrain_settings(config)
     # pretraining never starts from pretrained weights itself (spaCy forces init_tok2vec=None)
     config.setdefault("initialize", {})["init_tok2vec"] = None
@@ -47,30 +46,5 @@ def load_pretrain_config(overrides: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     config = load_pretrain_config(config_dir_overrides(args.config_dir) + args.overrides)
-    from .commands import run_entry
-
-    result = run_entry(config, "pretrain")
+    result = run_entry(config, PRETRAIN)
     return 0 if result else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m distnlp.cli.pretrain [overrides]` (until `distnlp pretrain` is wired in main.py)."""
-    import logging
-    import sys
-
-    from ..errors import DistnlpError
-
-    parser = argparse.ArgumentParser(prog="distnlp pretrain")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["pretrain", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.run(args) or 0)
-    except DistnlpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 from ..errors import DistnlpError
+from ..training.curves import draw_curves
+from ..training.metrics_log import metrics_path, read_metrics
+from ..training.run_summary import RunSummary, format_runs_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,10 +22,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from ..training.curves import draw_curves
-    from ..training.metrics_log import read_metrics
-    from ..training.run_summary import RunSummary, format_runs_table
-
     paths = [run for given in args.runs for run in expand_sweep(given)]
     labels = run_labels(paths)
     metrics = {label: read_metrics(path) for label, path in zip(labels, paths)}
@@ -40,8 +39,6 @@ def run_report(args: argparse.Namespace) -> int:
 
 def expand_sweep(path: str) -> list[str]:
     """A sweep directory (DIR/sweep.json, `distnlp train -m`) stands for its runs, in job order."""
-    from ..training.metrics_log import metrics_path
-
     sweep = Path(path) / "sweep.json"
     if metrics_path(path).is_file() or not sweep.is_file():
         return [path]

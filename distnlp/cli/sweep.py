@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DistnlpError
+from ..training.curves import draw_curves
+from ..training.loop import TRAIN
+from ..training.metrics_log import metrics_path, read_metrics
+from ..training.run_identity import owned_entries
+from ..training.run_summary import RunSummary, format_runs_table
+from .launch import load_config, run_entry
 
 OUTPUT_KEY = "training.output_dir"
 SWEEP_JSON, SWEEP_CSV, SWEEP_CURVES = "sweep.json", "sweep.csv", "sweep_curves.png"
@@ -38,8 +44,6 @@ def sweep_jobs(overrides: list[str]) -> tuple[str, list[SweepJob]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # Hydra's own job order
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-
-    from .commands import load_config
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -84,8 +88,6 @@ def _parses(override: str) -> bool:
 def _refuse_an_earlier_run(config: dict[str, Any], job_dir: str) -> None:
     """Before any job trains: a job directory with an earlier run needs resume or overwrite (as
     one run would refuse it), so a repeated sweep does not train half of its jobs first."""
-    from ..training.run_identity import owned_entries
-
     training = config["training"]
     if not (training.get("resume") or training.get("overwrite")) and owned_entries(Path(job_dir)):
         raise ConfigError(OUTPUT_KEY, f"{job_dir} already holds an earlier run",
@@ -93,8 +95,6 @@ def _refuse_an_earlier_run(config: dict[str, Any], job_dir: str) -> None:
 
 
 def run_sweep(overrides: list[str]) -> int:
-    from .commands import run_entry
-
     sweep_dir, jobs = sweep_jobs(overrides)
     print(f"sweep: {len(jobs)} runs in {sweep_dir}/0..{len(jobs) - 1}", flush=True)
     results: list[dict[str, Any]] = []
@@ -103,7 +103,7 @@ def run_sweep(overrides: list[str]) -> int:
             shown = " ".join(f"{k}={v}" for k, v in job.swept.items()) or "(no swept key)"
             print(f"\n[sweep {job.number + 1}/{len(jobs)}] {job.output_dir}: {shown}", flush=True)
             try:
-                summary = run_entry(job.config, "train")
+                summary = run_entry(job.config, TRAIN)
                 results.append(job_result(job, summary, error=None))
             except DistnlpError as exc:
                 print(f"error: {job.output_dir}: {exc}", flush=True)
@@ -119,9 +119,6 @@ def run_sweep(overrides: list[str]) -> int:
 
 def job_result(job: SweepJob, summary: dict[str, Any], *, error: str | None) -> dict[str, Any]:
     """One sweep.json entry, its scores read back from the run's metrics.jsonl."""
-    from ..training.metrics_log import metrics_path, read_metrics
-    from ..training.run_summary import RunSummary
-
     result: dict[str, Any] = {"job": job.number, "overrides": job.overrides, "swept": job.swept, "output_dir": job.output_dir,
                               "best_score": summary.get("best_score"), "best_step": summary.get("best_step"), "final_score": None, "steps": None,
                               "scores": {}, "final_scores": {}, "error": error}
@@ -133,8 +130,6 @@ def job_result(job: SweepJob, summary: dict[str, Any], *, error: str | None) -> 
 
 
 def write_sweep_summary(sweep_dir: Path, jobs: list[SweepJob], results: list[dict[str, Any]]) -> None:
-    from ..training.run_summary import RunSummary, format_runs_table
-
     ranked = sorted(results, key=lambda r: (r["best_score"] is None, -(r["best_score"] or 0.0), r["job"]))
     keys = list(jobs[0].swept) if jobs else []
     runs = [RunSummary(r["output_dir"], steps=r["steps"], final_score=r["final_score"], best_score=r["best_score"], best_step=r["best_step"],
@@ -157,9 +152,6 @@ def write_sweep_summary(sweep_dir: Path, jobs: list[SweepJob], results: list[dic
 
 def _draw_sweep_curves(sweep_dir: Path, ranked: list[dict[str, Any]]) -> list[Path]:
     """Every run of the sweep on shared axes (as `distnlp report DIR/0 DIR/1 ...` draws them)."""
-    from ..training.curves import draw_curves
-    from ..training.metrics_log import metrics_path, read_metrics
-
     runs = {Path(r["output_dir"]).name: read_metrics(r["output_dir"]) for r in ranked if metrics_path(r["output_dir"]).is_file()}
     return [draw_curves(runs, sweep_dir / SWEEP_CURVES)] if runs else []
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import registry
 from ..errors import ConfigError, did_you_mean
+from .settings import DistributedSettings
 from . import schema
 from .corpora import check_corpus_section
 
@@ -31,9 +32,6 @@ def validate_config(config: Mapping[str, Any]) -> None:
         if backend not in specs:
             raise ConfigError("distributed.backend", f"unknown backend {backend!r}", "use distributed=single or distributed=ray")
         _check_mapping(dist, specs[backend], "distributed")
-        # Imported here: training.settings reads config.corpora, whose package imports this module.
-        from ..training.settings import DistributedSettings
-
         DistributedSettings.from_config(config)  # num_workers: N or MIN..MAX, and the rest of its checks
 
 

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from distnlp.cli.convert import main as convert
+
 # Every TRAIN_EVERY-th document of the train file (all: half of them trained a clearly weaker NER),
 # every DEV_EVERY-th of the dev file, counted from the first: an even sample of all five genres
 # (weblogs, newsgroups, emails, reviews, answers), whole documents, long ones included (they
@@ -62,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("uner_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args(argv)
-    from distnlp.cli.convert import main as convert
-
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     cut(args.ud_dir / "en_ewt-ud-train.conllu", args.uner_dir / "draft-0c7ce0d" / "en_ewt-ud-train.iob2", TRAIN_EVERY,

@@ -47,8 +47,9 @@ class DistnlpComponent:
         if self._pipeline is None:
             if not self.model_dir:
                 raise DistnlpError(f"components.{self.name}.model: no distnlp model given (add_pipe('distnlp', config={{'model': 'training/model-best'}}))")
-            from ..pipeline.device import pick_device
-            from ..pipeline.pipeline import Pipeline
+            # spaCy imports this module to list its factories; torch and the model only when used
+            from ..pipeline.device import pick_device  # lazy: see above
+            from ..pipeline.pipeline import Pipeline  # lazy: see above
 
             if not Path(self.model_dir).is_dir():
                 raise DistnlpError(f"components.{self.name}.model: {self.model_dir}: model directory not found (pass a model-best/ or model-last/ directory)")

@@ -265,7 +265,7 @@ class BiaffineParserHead(nn.Module):
         Sentences are scored in groups of similar length under an element budget: padding every
         sentence of a batch to its longest one made the arc tensors [S, T, T + 1] 50x larger
         than the sentences (one 150-word sentence among 2,500 short ones: GBs at inference)."""
-        from .mst_batch import decode_batch  # numba: compiled (or loaded from its cache) on first use
+        from .mst_batch import decode_batch  # lazy: numba compiles (or loads from its cache) on first use
 
         scores = self.projections(scores, starts)
         n_tokens = scores["arc_dep"].shape[0]

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from ..data.doc import Doc, join_morph  # noqa: F401  (join_morph: re-exported for training.labels)
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..lemma.edit_trees import apply_tree, tree_for
+from ..models.heads_parser import bounded_starts, sentence_starts
 
 IGNORE = -100
 DEFAULT_MAX_SENTENCE_LENGTH = 256  # words; EWT's longest sentence has 159
@@ -311,8 +312,6 @@ class ParserComponent(Component):
         return value
 
     def set_annotations(self, docs: Sequence[Doc], scores: Any, lengths: Sequence[int]) -> None:
-        from ..models.heads_parser import bounded_starts, sentence_starts
-
         # A sentence past the limit (a paragraph the senter did not split, a document without
         # boundaries) is parsed in segments, each its own sentence, so no doc makes the arc
         # scores or the tree search grow without bound.
@@ -348,8 +347,6 @@ def component_class(factory: str, path: str) -> type[Component]:
     try:
         return COMPONENT_CLASSES[factory]
     except KeyError:
-        from ..errors import did_you_mean
-
         raise ConfigError(path, f"unknown factory {factory!r}", did_you_mean(factory, COMPONENT_CLASSES)) from None
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import ModelError
-from ..training.checkpoint import file_sha256
+from ..hashed_files import file_sha256
 
 log = logging.getLogger(__name__)
 

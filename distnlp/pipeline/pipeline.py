@@ -22,12 +22,16 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .. import __version__, registry
+from .. import registry
 from ..data.doc import Doc
+from ..data.tokenizer import Tokenizer
 from ..errors import CheckpointError, ConfigError
+from ..hashed_files import Writer
 from ..owned_paths import MARKER, check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from ..schedules import Schedule, as_schedule
-from ..training.checkpoint import Writer
+from ..scoring import Scorer
+from ..vectors.table import Vectors
+from ..version import __version__
 from .budget import budgeted_batches
 from .components import Component, component_class
 from .device import to_device
@@ -264,8 +268,6 @@ class Pipeline(nn.Module):
                 doc.vocab_vectors = self.vectors
 
     def make_doc(self, text: str) -> Doc:
-        from ..data.tokenizer import Tokenizer
-
         if not hasattr(self, "_tokenizer"):
             self._tokenizer = Tokenizer()
         return self._tokenizer(text)
@@ -293,8 +295,6 @@ class Pipeline(nn.Module):
 
     def scorer(self) -> Any:
         """A Scorer for exactly what this pipeline predicts."""
-        from ..scoring import Scorer
-
         attrs: list[str] = []
         options: dict[str, Any] = {}
         for comp in self.components.values():
@@ -382,8 +382,6 @@ class Pipeline(nn.Module):
         if isinstance(setting, dict):
             vectors = registry.resolve(setting, "initialize.vectors")  # a user vectors class
         elif (path / "vectors").exists():
-            from ..vectors.table import Vectors
-
             vectors = Vectors.from_disk(path / "vectors")
             check_finite_array(vectors.data, path / "vectors" / "vectors.safetensors", "vectors")
         config = _with_saved_extras(config, path)

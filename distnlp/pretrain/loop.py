@@ -16,13 +16,11 @@ from torch import nn
 
 from .. import registry
 from ..errors import ConfigError
-from ..training.env import WorkerEnv
+from ..pipeline.pretrained_weights import ENCODER_NAMES, select_layer, weights_metadata
 from ..training.optim import ParameterAverages
-from .weights import weights_metadata
+from ..vectors.table import Vectors
 
 log = logging.getLogger(__name__)
-
-ENCODER_NAMES = ("encoder", "tok2vec")  # "tok2vec" is spaCy's default component name
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -68,17 +66,6 @@ def _target_config(config: Mapping[str, Any], component: str) -> tuple[Any, str]
     return settings["embed"], f"components.{component}.embed"
 
 
-def select_layer(module: nn.Module, layer: str, path: str) -> nn.Module:
-    """`layer` = a sub-module path ("" = the whole module), e.g. "embed" of a Tok2Vec."""
-    if not layer:
-        return module
-    try:
-        return module.get_submodule(layer)
-    except AttributeError:
-        names = [n for n, _ in module.named_modules() if n and n.count(".") < 2]
-        raise ConfigError("pretrain.layer", f"{path} has no layer {layer!r}", f"use '' (the whole module) or one of {names[:12]}") from None
-
-
 def build_tok2vec(config: Mapping[str, Any], vectors: Any = None) -> tuple[nn.Module, nn.Module, str]:
     """(the module built from the config, the layer being pretrained, its description)."""
     pcfg = pretrain_section(config)
@@ -104,7 +91,6 @@ def _load_vectors_dir(setting: Any, where: str) -> Any:
         return registry.resolve(setting, where)
     if not Path(str(setting)).exists():
         raise ConfigError(where, f"directory not found: {setting}", "create it with `distnlp init vectors`")
-    from ..vectors.table import Vectors
 
     return Vectors.from_disk(str(setting))
 
@@ -144,7 +130,7 @@ def tok2vec_bytes(model: PretrainModel, averages: ParameterAverages | None) -> b
     finally:
         if averages is not None:
             averages.swap()
-    # the file carries the SHA-256 and size of the weights it holds; loading checks them (weights.py)
+    # the file carries the SHA-256 and size of the weights it holds; loading checks them (pipeline/pretrained_weights.py)
     return save(tensors, metadata={"format": "distnlp.tok2vec", "version": "1", **weights_metadata(tensors)})
 
 
@@ -156,14 +142,3 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def bin_name(epoch: int, temp: bool) -> str:
     return f"model{epoch}.temp.bin" if temp else f"model{epoch}.bin"
-
-
-# --- the worker ----------------------------------------------------------------------------
-
-
-def run_pretrain_worker(config: Mapping[str, Any], env: WorkerEnv | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Pretrain the configured layer on `corpus.raw_text`; returns a summary (the one loop of
-    training/engine.py with the objective of pretrain/objective.py)."""
-    from ..training.loop import run_objective
-
-    return run_objective(config, "pretrain", env, **kwargs)

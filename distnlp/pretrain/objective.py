@@ -32,7 +32,7 @@ from ..training.engine import LoopState, SavePoint
 from ..training.env import WorkerEnv
 from ..training.optim import ParameterAverages
 from ..training.pipeline_objective import split_docs
-from ..training.settings import CorpusSettings, LoopSettings
+from ..config.settings import CorpusSettings, LoopSettings
 from ..training.step import Reducer, StepResult
 from .loop import bin_name, build_pretrain_model, pretrain_section, tok2vec_bytes, write_atomic
 from .objectives import mask_docs

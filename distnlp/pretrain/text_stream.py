@@ -27,6 +27,7 @@ import numpy as np
 
 from ..data.cursor import CursorStream
 from ..data.doc import Doc
+from ..data.stream import DocStream
 from ..data.tokenizer import Tokenizer
 from ..errors import ConfigError, CorpusError
 from .docbin_text import DOCBIN_SUFFIX, Tokens, load_docbin_tokens
@@ -208,8 +209,6 @@ def open_text_stream(
     """A TextStream for text/JSONL, a DocStream for a converted Parquet corpus directory."""
     p = Path(path)
     if "://" in str(path) or (p.is_dir() and (p / "meta.json").exists()):
-        from ..data.stream import DocStream
-
         return DocStream(path, rank=rank, world_size=world_size, seed=seed, shuffle=shuffle, infinite=infinite,
                          columns=["words", "spaces"], min_length=min_length, max_length=max_length)
     return TextStream(path, rank=rank, world_size=world_size, seed=seed, shuffle=shuffle, infinite=infinite,

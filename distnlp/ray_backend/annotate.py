@@ -18,10 +18,10 @@ import ray.data
 from ..annotate.inputs import Plan, Split
 from ..annotate.output import OutputDir
 from ..annotate.progress import Progress
-from ..annotate.run import exit_if_asked
-from ..annotate.settings import AnnotateSettings
+from ..annotate.settings import AnnotateSettings, exit_if_asked
 from ..annotate.split import annotate_split
 from ..errors import DistnlpError
+from ..pipeline.pipeline import Pipeline
 from .driver import connect
 
 
@@ -30,8 +30,6 @@ class SplitAnnotator:
 
     def __init__(self, model: str, plan: Plan, output: str, settings: AnnotateSettings, copy_format: str | None, trust_code: bool, gpu: bool) -> None:
         import torch
-
-        from ..pipeline.pipeline import Pipeline
 
         if not gpu:
             torch.set_num_threads(settings.threads_per_actor)  # actors share the node's cores

@@ -13,11 +13,13 @@ import ray.train
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from ..config.paths import absolute_paths
+from ..config.settings import DistributedSettings
 from ..errors import ConfigError, DistnlpError
 from ..training.console import TerminalConsole
-from ..training.loop import loop_settings
+from ..training.entry import Entry
+from ..training.loop import TRAIN
 from ..training.run_identity import prepare_output_dir
-from ..training.settings import DistributedSettings
+from .connection import loopback_only, probe, run_with_deadline
 from .logging_setup import RayLogging
 from .relay import DriverRelay, FailureNotice
 from .worker import train_loop_per_worker
@@ -37,8 +39,6 @@ def connect(dist_cfg: dict[str, Any]) -> None:
     Every attempt has a deadline (distributed.connect_timeout_s, default 120 s) and fails with
     an error naming the address and what to do.
     """
-    from .connection import loopback_only, probe, run_with_deadline
-
     if ray.is_initialized():
         return
     quiet = RayLogging.from_settings(DistributedSettings.from_config({"distributed": dist_cfg}))
@@ -70,13 +70,13 @@ def use_gpu(dist_cfg: dict[str, Any]) -> bool:
     return bool(setting)
 
 
-def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run `distnlp train` (entry="train") or `distnlp pretrain` (entry="pretrain") on Ray."""
+def train_on_ray(config: dict[str, Any], entry: Entry = TRAIN, on_prepared: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run `distnlp train` (TRAIN) or `distnlp pretrain` (PRETRAIN, pretrain/entry.py) on Ray."""
     dist_cfg = dict(config.get("distributed") or {})
     dist = DistributedSettings.from_config(config)
     config = absolute_paths(config)
-    settings = loop_settings(config, entry)
-    section = "pretrain" if entry == "pretrain" else "training"
+    settings = entry.settings(config)
+    section = entry.section
     output_dir = Path(settings.output_dir)
     run_name = dist.run_name
     storage = str(dist.storage_path or (output_dir / "ray"))
@@ -100,7 +100,7 @@ def train_on_ray(config: dict[str, Any], entry: str = "train", on_prepared: Call
     relay = DriverRelay(TerminalConsole())
     loop_config = {
         "config": config,
-        "entry": entry,
+        "entry": entry.name,
         "use_gpu": gpu,
         "cpus_per_worker": max(1, int(resources.get("CPU", 1))),
         "code_source": Path(code).read_text() if code else None,

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..training.settings import DistributedSettings
+from ..config.settings import DistributedSettings
 
 
 @dataclass(frozen=True)

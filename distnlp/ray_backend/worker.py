@@ -12,13 +12,16 @@ import torch
 
 from .. import registry
 from ..training.env import WorkerEnv
-from ..training.loop import run_objective
+from ..pretrain.entry import PRETRAIN
+from ..training.loop import TRAIN, run_objective
 from ..training.run_identity import RunIdentity
-from ..training.settings import DistributedSettings
+from ..config.settings import DistributedSettings
 from ..training.setup import setup_worker
 from .coordinator import RayCoordinator
 from .relay import RelayConsole, relay_logs
 
+
+ENTRIES = {entry.name: entry for entry in (TRAIN, PRETRAIN)}  # what the driver may name
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
@@ -34,7 +37,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     console = RelayConsole(queue) if queue is not None else None
     if queue is not None:
         relay_logs(queue, rank)
-    run_objective(config, loop_config.get("entry", "train"), env, worker=worker, coordinator=coordinator, identity=identity, console=console)
+    entry = ENTRIES[loop_config.get("entry", "train")]
+    run_objective(config, entry, env, worker=worker, coordinator=coordinator, identity=identity, console=console)
 
 
 def _import_user_code(config: dict[str, Any], source: str | None) -> dict[str, Any]:

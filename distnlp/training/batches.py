@@ -31,7 +31,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..data.doc import Doc
+from ..data.elastic import resplit
 from ..data.shuffle_window import shuffled_windows
+from ..errors import CheckpointError
 
 Cursor = tuple[int, int]
 
@@ -182,9 +184,6 @@ class ResumableBatches:
     def load_resplit(self, states: list[dict[str, Any]]) -> None:
         """Continue a checkpoint of len(states) replicas on this stream's world size (elastic
         resume, data/elastic.py): this rank takes its share of what the epoch has left."""
-        from ..data.elastic import resplit
-        from ..errors import CheckpointError
-
         info = getattr(self.stream, "info", None)
         if info is None:
             raise CheckpointError(f"this data stream ({type(self.stream).__name__}) cannot continue on a different number "

@@ -22,7 +22,7 @@ from .coordinator import FailureInjection
 from .env import WorkerEnv
 from .objective import Objective
 from .optim import ParameterAverages, build_optimizer, set_learn_rate
-from .settings import LoopSettings
+from ..config.settings import LoopSettings
 from .step import LocalReducer, Reducer, StepResult, optimizer_step
 
 

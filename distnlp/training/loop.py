@@ -1,5 +1,5 @@
 """The worker entry: `run_worker(config, env)` trains the pipeline, `run_pretrain_worker` (in
-pretrain/loop.py) pretrains its embedding; both are `run_objective` with another objective.
+pretrain/entry.py) pretrains its embedding; both are `run_objective` with another `Entry`.
 
 Single-process training, `launch/torchrun.sh` and every Ray replica call this same entry
 (docs/architecture.md, "Layers"). It is plain torch: collectives come in only through the
@@ -20,15 +20,13 @@ from .. import registry
 from .console import Console
 from .coordinator import FailureInjection, FileCoordinator
 from .engine import run_loop
+from .entry import Entry
 from .env import WorkerEnv
 from .pipeline_objective import PipelineObjective, build_pipeline, load_vectors, score_weights  # noqa: F401 (re-exported)
 from .run_identity import RunIdentity, prepare_output_dir
-from .settings import DistributedSettings, LoopSettings, pretrain_settings, training_settings
+from ..config.settings import DistributedSettings, LoopSettings, training_settings
 from .setup import Worker, check_same_weights, setup_worker
 from .step import Reducer
-
-SECTIONS = {"train": "training", "pretrain": "pretrain"}
-
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -36,20 +34,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def loop_settings(config: Mapping[str, Any], entry: str) -> LoopSettings:
-    return pretrain_settings(config) if entry == "pretrain" else training_settings(config)
-
-
 def checkpoint_dir(settings: LoopSettings) -> Path:
     return Path(settings.output_dir) / "checkpoints"
 
 
-def establish_identity(config: Mapping[str, Any], entry: str, settings: LoopSettings, worker: Worker) -> RunIdentity:
+def establish_identity(config: Mapping[str, Any], entry: Entry, settings: LoopSettings, worker: Worker) -> RunIdentity:
     """Rank 0 prepares the output directory; every rank gets the same identity."""
     identity = None
     if worker.env.is_rank_zero:
         dirs = [checkpoint_dir(settings)] if settings.checkpoints_to_keep > 0 else []
-        identity = prepare_output_dir(config, SECTIONS[entry], Path(settings.output_dir), resume=settings.resume,
+        identity = prepare_output_dir(config, entry.section, Path(settings.output_dir), resume=settings.resume,
                                       overwrite=settings.overwrite, checkpoint_dirs=dirs)
     shared = worker.gather(identity.as_dict() if identity else None)[0]
     return RunIdentity.from_dict(shared)
@@ -57,7 +51,7 @@ def establish_identity(config: Mapping[str, Any], entry: str, settings: LoopSett
 
 def run_objective(
     config: Mapping[str, Any],
-    entry: str,
+    entry: Entry,
     env: WorkerEnv | None = None,
     *,
     worker: Worker | None = None,
@@ -66,10 +60,10 @@ def run_objective(
     make_reducer: Callable[[nn.Module], Reducer] | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Train (entry="train") or pretrain (entry="pretrain") on this replica; returns a summary.
+    """Run `entry` (TRAIN here, PRETRAIN in pretrain/entry.py) on this replica; returns a summary.
     `console`: where rank 0's table and progress go (default: this process's terminal)."""
     env = env or (worker.env if worker else WorkerEnv())
-    settings = loop_settings(config, entry)
+    settings = entry.settings(config)
     registry.import_code(config.get("code"))
     dist = DistributedSettings.from_config(config)
     worker = worker or setup_worker(env, dist)
@@ -78,7 +72,7 @@ def run_objective(
 
     # Every rank builds the same initial weights from the same seed; dropout and masks differ.
     seed_everything(settings.seed)
-    objective = _build_objective(config, entry, settings, env, console)
+    objective = entry.objective(config, settings, env, console)
     if env.world_size > 1:  # a rank that built other weights would train another model, silently
         check_same_weights(objective.model, worker.gather)
     seed_everything(settings.seed + 1000 * env.rank)
@@ -91,14 +85,13 @@ def run_objective(
     return run_loop(objective, settings, env, reducer=reducer, coordinator=coordinator, failure=failure)
 
 
-def _build_objective(config: Mapping[str, Any], entry: str, settings: LoopSettings, env: WorkerEnv, console: Console | None) -> Any:
-    if entry == "pretrain":
-        from ..pretrain.objective import PretrainObjective
-
-        return PretrainObjective(config, settings, env, console)
+def pipeline_objective(config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, console: Console | None) -> PipelineObjective:
     return PipelineObjective(config, settings, env, build_pipeline(config), console)
+
+
+TRAIN = Entry("train", "training", training_settings, pipeline_objective)
 
 
 def run_worker(config: Mapping[str, Any], env: WorkerEnv | None = None, **kwargs: Any) -> dict[str, Any]:
     """Train the pipeline the config describes; returns a summary (best score, paths, steps)."""
-    return run_objective(config, "train", env, **kwargs)
+    return run_objective(config, TRAIN, env, **kwargs)

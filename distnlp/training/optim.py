@@ -10,7 +10,7 @@ from torch import nn
 from .. import registry
 from ..errors import ConfigError
 from ..schedules import Schedule, as_schedule
-from .settings import OptimizerSettings
+from ..config.settings import OptimizerSettings
 
 
 def build_optimizer(model: nn.Module, cfg: OptimizerSettings | Mapping[str, Any]) -> tuple[torch.optim.Optimizer, Schedule]:

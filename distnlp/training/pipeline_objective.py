@@ -11,12 +11,15 @@ from typing import Any
 import torch
 
 from .. import registry
+from ..config.settings import CorpusSettings, DistributedSettings, LoopSettings
 from ..data.doc import Doc
 from ..data.mixture import CORPUS_KEY, open_training_stream
 from ..data.stream import read_docs
 from ..errors import ConfigError
 from ..pipeline.pipeline import Batch, Pipeline
-from ..scoring import combine_score
+from ..pipeline.pretrained_weights import load_pretrained_tok2vec
+from ..scoring import Scorer, combine_score
+from ..vectors.table import Vectors
 from .batches import ResumableBatches
 from .console import Console, Progress, TerminalConsole, progress_or_silent
 from .curves import redraw_run_curves
@@ -25,8 +28,7 @@ from .env import WorkerEnv
 from .labels import pipeline_labels
 from .logger import TrainingLogger
 from .optim import ParameterAverages
-from .settings import CorpusSettings, DistributedSettings, LoopSettings
-from .step import Reducer, StepResult
+from .step import Reducer, StepResult, optimizer_step
 from .virtual_ranks import DataRanks, data_rank_generators, split_hosted
 
 
@@ -39,7 +41,6 @@ def load_vectors(config: Mapping[str, Any]) -> Any:
         return registry.resolve(setting, "initialize.vectors")
     if not Path(setting).exists():
         raise ConfigError("initialize.vectors", f"directory not found: {setting}", "create it with `distnlp init vectors`")
-    from ..vectors.table import Vectors
 
     return Vectors.from_disk(setting)
 
@@ -64,8 +65,6 @@ def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
         raise ConfigError("nlp.pipeline", "no component has labels in the training corpus", f"check corpus.train ({', '.join(train_paths)}) and the components' columns")
     init_tok2vec = (config.get("initialize") or {}).get("init_tok2vec")
     if init_tok2vec:
-        from ..pretrain.weights import load_pretrained_tok2vec
-
         load_pretrained_tok2vec(nlp, init_tok2vec, config)
     return nlp
 
@@ -238,8 +237,6 @@ def _dev_docs(dev_sets: Sequence[tuple[str | None, str, str]], env: WorkerEnv, l
 def evaluate_on(nlp: Pipeline, docs: Sequence[Doc], averages: ParameterAverages | None, reducer: Reducer) -> dict[str, Any]:
     """spaCy's scores over every dev doc (merged over ranks), and, when the docs come from several
     named dev sets, each set's scores as `<name>/<score>` beside them."""
-    from ..scoring import Scorer
-
     if averages is not None:
         averages.swap()
     try:
@@ -282,3 +279,18 @@ def save_pipeline(nlp: Pipeline, averages: ParameterAverages | None, path: Path,
     finally:
         if averages is not None:
             averages.swap()
+
+
+def train_step(
+    nlp: Any,
+    sub_batches: Sequence[Any],
+    *,
+    step: int,
+    optimizer: torch.optim.Optimizer,
+    grad_clip: float,
+    reducer: Reducer | None = None,
+    nonfinite: str = "error",
+) -> StepResult:
+    """One step of a pipeline on featurized batches (`nlp.featurize(docs)`)."""
+    return optimizer_step(PipelineLosses(nlp), sub_batches, step=step, optimizer=optimizer, grad_clip=grad_clip,
+                          reducer=reducer, nonfinite=nonfinite)

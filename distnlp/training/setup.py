@@ -21,7 +21,7 @@ from ..distributed.grad_sync import DEFAULT_BUCKET_MB, GradAllReducer, all_gathe
 from ..distributed.process_group import DistEnv, init_process_group, is_distributed
 from ..errors import DistnlpError
 from .env import WorkerEnv
-from .settings import DistributedSettings
+from ..config.settings import DistributedSettings
 from .step import LocalReducer, Reducer
 
 

@@ -154,20 +154,3 @@ def _nonfinite_message(objective: StepObjective, step: int, losses: dict[str, fl
         where = f"the gradient norm is {grad_norm} (non-finite gradients in {', '.join(owners[:4]) or 'unknown parameters'})"
     return (f"step {step + 1}: {where}; stopped instead of training on it "
             "(lower the learning rate or check the data; nonfinite=skip drops such steps instead)")
-
-
-def train_step(
-    nlp: Any,
-    sub_batches: Sequence[Any],
-    *,
-    step: int,
-    optimizer: torch.optim.Optimizer,
-    grad_clip: float,
-    reducer: Reducer | None = None,
-    nonfinite: str = "error",
-) -> StepResult:
-    """One step of a pipeline on featurized batches (`nlp.featurize(docs)`)."""
-    from .pipeline_objective import PipelineLosses
-
-    return optimizer_step(PipelineLosses(nlp), sub_batches, step=step, optimizer=optimizer, grad_clip=grad_clip,
-                          reducer=reducer, nonfinite=nonfinite)

@@ -23,6 +23,7 @@ import torch
 
 from ..data.doc import Doc
 from .batches import ResumableBatches
+from .checkpoint import generator_states
 
 MakeBatches = Callable[[int, int], ResumableBatches]  # (data rank, data world size) -> its batches
 
@@ -148,7 +149,6 @@ class DataRanks:
         """data rank -> its full rank state (cursor + generators), or None in the usual case."""
         if self._own is not None:
             return None
-        from .checkpoint import generator_states
 
         shared = generator_states()  # Python and NumPy: the replica's; torch: each data rank's own
         out: dict[int, dict[str, Any]] = {}

@@ -14,11 +14,11 @@ from typing import IO
 import numpy as np
 
 from ..errors import CorpusError, DistnlpError
-from ..progress import progress_bar, with_progress
+from ..progress import with_progress
 from ..owned_paths import check_replaceable, clean_stale_temps, discard_temp_dir, make_temp_dir, publish_dir
 from .table import VECTORS_FILES, Vectors, vectors_entries
 
-__all__ = ["init_vectors", "nearest_rows", "read_vectors", "FORMATS"]
+__all__ = ["init_vectors", "read_vectors", "FORMATS"]
 
 FORMATS = ("text", "word2vec_bin", "npy")
 _CHUNK_LINES = 8192
@@ -267,25 +267,3 @@ def _read_words(path: Path) -> list[str]:
     if text.endswith("\n"):
         text = text[:-1]
     return [w.rstrip("\r") for w in text.split("\n")] if text else []
-
-
-# --- nearest kept row, for pruning ---------------------------------------------------------
-def nearest_rows(queries: np.ndarray, keys: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row, the index of the key row with the highest cosine, and that cosine."""
-    import torch
-
-    k = torch.from_numpy(np.ascontiguousarray(keys, dtype=np.float32))
-    k = k / k.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    best = np.empty(len(queries), dtype=np.int64)
-    scores = np.empty(len(queries), dtype=np.float32)
-    bar = progress_bar(desc="nearest rows", unit="row", total=len(queries))
-    with torch.inference_mode():
-        for start in range(0, len(queries), batch_size):
-            q = torch.from_numpy(np.ascontiguousarray(queries[start:start + batch_size], dtype=np.float32))
-            q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            s, i = (q @ k.T).max(dim=1)
-            best[start:start + len(q)] = i.numpy()
-            scores[start:start + len(q)] = s.numpy()
-            bar.update(len(q))
-    bar.close()
-    return best, scores

@@ -18,6 +18,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from ..registry import vectors as vectors_registry
+from .nearest import nearest_rows
 
 __all__ = ["KEY_ATTRS", "VECTORS_FILES", "Vectors", "VectorsLike", "load_vectors", "vectors_entries"]
 
@@ -140,8 +141,6 @@ class Vectors:
     def prune(self, n_rows: int, batch_size: int = 4096) -> dict[str, tuple[str, float]]:
         """Keep the first n_rows rows; every word of a removed row now points to the kept row
         nearest by cosine (spaCy's Vectors.prune_vectors). Returns {removed: (kept, score)}."""
-        from .load import nearest_rows  # numpy/torch chunked search lives with the loaders
-
         n_rows = int(n_rows)
         if n_rows < 1:
             raise ValueError(f"prune needs at least 1 row, not {n_rows}")

@@ -5,7 +5,7 @@
 old: as before this change: rank 0 writes the files (safetensors' save_file, JSON write_text),
      then hashes every file for the manifest by reading it back (file_sha256); on restore every
      rank verifies every file itself (N hash passes on a node of N ranks).
-new: each file's SHA-256 is taken from the bytes as they are written (checkpoint.Writer); on
+new: each file's SHA-256 is taken from the bytes as they are written (hashed_files.Writer); on
      restore the ranks of a host agree through a gather and the lowest verifies each copy once
      (coordinator.restore_agreed).
 

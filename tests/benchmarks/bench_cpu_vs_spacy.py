@@ -238,7 +238,7 @@ def distnlp_worker(args: argparse.Namespace) -> None:
     from distnlp.cli.compose import compose_config
     from distnlp.training.loop import build_pipeline, seed_everything
     from distnlp.training.optim import build_optimizer
-    from distnlp.training.step import train_step
+    from distnlp.training.pipeline_objective import train_step
 
     # 1 thread by default: on 2 shared cores, OpenMP worker threads busy-wait (spin) between
     # parallel regions, so extra threads steal the core the other side / other jobs need and

@@ -25,7 +25,7 @@ def measure(corpus: str, factor: float, seconds: float, extra: list[str]) -> flo
     from distnlp.registry import resolve
     from distnlp.training.loop import build_pipeline, seed_everything
     from distnlp.training.optim import build_optimizer
-    from distnlp.training.step import train_step
+    from distnlp.training.pipeline_objective import train_step
 
     overrides = [f"corpus.train={corpus}", *[f"components.{c}.grad_factor={factor}" for c in ("tagger", "morphologizer", "parser", "lemmatizer", "ner")], *extra]
     config = compose_config(overrides)

@@ -154,8 +154,10 @@ def wrap(owner, name, before=None, after=None):
     setattr(owner, name, hooked)
 
 wrap(po, "pipeline_labels", "labels_start", "labels")        # build_pipeline's global
-wrap(loop, "build_pipeline", "build_start", "model")          # _build_objective's global
-wrap(loop, "_build_objective", None, "objective")
+wrap(loop, "build_pipeline", "build_start", "model")          # pipeline_objective's global
+wrap(loop, "pipeline_objective", None, "objective")
+import dataclasses
+loop.TRAIN = dataclasses.replace(loop.TRAIN, objective=loop.pipeline_objective)  # run_worker's global
 wrap(ResumableBatches, "take", "batch_start", None)
 wrap(po.PipelineObjective, "prepare", None, "first_batch")
 

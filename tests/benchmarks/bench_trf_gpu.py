@@ -38,7 +38,7 @@ from distnlp.data.stream import read_docs  # noqa: E402
 from distnlp.models.local_models import LOCAL_PACKAGES, TINY_DIR, package_model_dir  # noqa: E402
 from distnlp.training.loop import build_pipeline  # noqa: E402
 from distnlp.training.optim import build_optimizer  # noqa: E402
-from distnlp.training.step import train_step  # noqa: E402
+from distnlp.training.pipeline_objective import train_step  # noqa: E402
 
 PEAK_FLOPS = 989e12
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512)

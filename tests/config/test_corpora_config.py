@@ -11,7 +11,7 @@ from distnlp.config import validate_config
 from distnlp.config.corpora import CorpusEntry, train_entries
 from distnlp.config.paths import absolute_paths
 from distnlp.errors import ConfigError
-from distnlp.training.settings import CorpusSettings
+from distnlp.config.settings import CorpusSettings
 
 
 def test_one_path_and_a_list() -> None:

@@ -10,7 +10,7 @@ import pytest
 from distnlp.cli.compose import compose_config
 from distnlp.config import validate_config
 from distnlp.errors import ConfigError
-from distnlp.training.settings import DistributedSettings
+from distnlp.config.settings import DistributedSettings
 
 
 def _settings(*overrides: str) -> DistributedSettings:

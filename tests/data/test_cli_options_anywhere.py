@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distnlp.cli.main import _build_parser, main
+from distnlp.cli.main import main, parse_args
 
 CONLLU = "# sent_id = s1\n1\tAnn\tAnn\tPROPN\tNNP\t_\t0\troot\t_\t_\n\n"
 IOB = "# sent_id = s1\n1\tAnn\tB-PER\n\n"
@@ -19,9 +19,9 @@ def test_convert_with_options_between_inputs_and_output(tmp_path: Path) -> None:
 
 
 def test_other_commands_parse_options_anywhere() -> None:
-    args = _build_parser().parse_args(["init", "vectors", "in.txt", "--truncate", "5", "out", "--prune", "2"])
+    args = parse_args(["init", "vectors", "in.txt", "--truncate", "5", "out", "--prune", "2"])
     assert (args.input, args.output_dir, args.truncate, args.prune) == ("in.txt", "out", 5, 2)
-    args = _build_parser().parse_args(["evaluate", "--trust-code", "model", "--device", "cpu", "corpus"])
+    args = parse_args(["evaluate", "--trust-code", "model", "--device", "cpu", "corpus"])
     assert (args.model, args.corpus, args.trust_code, args.device) == ("model", "corpus", True, "cpu")
-    args = _build_parser().parse_args(["-v", "train", "training.max_steps=3", "corpus.train=x"])
+    args = parse_args(["-v", "train", "training.max_steps=3", "corpus.train=x"])
     assert args.overrides == ["training.max_steps=3", "corpus.train=x"] and args.verbose

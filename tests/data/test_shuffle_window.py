@@ -92,7 +92,7 @@ def test_a_window_never_mixes_epochs(sorted_corpus: Path) -> None:
 
 def test_a_negative_window_is_a_one_line_error() -> None:
     from distnlp.errors import ConfigError
-    from distnlp.training.settings import CorpusSettings
+    from distnlp.config.settings import CorpusSettings
 
     with pytest.raises(ConfigError, match=r"corpus\.shuffle_words: must be >= 0"):
         CorpusSettings.from_config({"corpus": {"train": "x", "shuffle_words": -5}})

@@ -18,7 +18,7 @@ from torch import nn
 from distnlp.cli.compose import compose_config
 from distnlp.distributed.grad_sync import all_gather_json
 from distnlp.training.env import WorkerEnv
-from distnlp.training.loop import run_objective
+from distnlp.training.loop import TRAIN, run_objective
 from distnlp.training.setup import ReplicaMismatchError, Worker, check_same_weights
 
 pytestmark = pytest.mark.multiprocess
@@ -82,5 +82,5 @@ def test_run_objective_checks_the_initial_weights_before_training(tmp_path: Path
                              f"training.output_dir={tmp_path / 'run'}", "nlp.pipeline=[tagger]"])
     env = WorkerEnv(rank=0, world_size=2)
     with pytest.raises(ReplicaMismatchError, match=r"rank\(s\) 1 built other weights than rank 0 \(first: \S+\)"):
-        run_objective(config, "train", env, worker=_PeerWithOtherWeights(env, torch.device("cpu")))
+        run_objective(config, TRAIN, env, worker=_PeerWithOtherWeights(env, torch.device("cpu")))
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # stopped before the first step

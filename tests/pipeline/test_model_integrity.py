@@ -21,8 +21,8 @@ from distnlp.errors import CheckpointError, ConfigError, DistnlpError, ModelErro
 from distnlp.pipeline.integrity import check_finite, check_finite_array
 from distnlp.pipeline.pipeline import WEIGHTS_FILE, Pipeline
 from distnlp.pretrain.loop import tok2vec_bytes
-from distnlp.pretrain.weights import load_pretrained_tok2vec, weights_metadata
-from distnlp.training.checkpoint import file_sha256
+from distnlp.pipeline.pretrained_weights import load_pretrained_tok2vec, weights_metadata
+from distnlp.hashed_files import file_sha256
 
 OVERRIDES = ["nlp.pipeline=[tagger]", "encoder.width=16"]
 LABELS = {"tagger": ["A", "B"]}

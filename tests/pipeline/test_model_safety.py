@@ -12,7 +12,7 @@ from distnlp.cli.main import main
 from distnlp.errors import CheckpointError
 from distnlp.owned_paths import NotOwnedError
 from distnlp.pipeline.pipeline import Pipeline
-from distnlp.training.checkpoint import file_sha256
+from distnlp.hashed_files import file_sha256
 
 from .conftest import FIXTURES
 

@@ -149,7 +149,7 @@ def test_text_stream_stripes_disjointly_filters_and_resumes(tmp_path: Path) -> N
 
 
 def test_characters_loss_falls(raw_text: Path, tmp_path: Path) -> None:
-    from distnlp.pretrain.loop import run_pretrain_worker
+    from distnlp.pretrain.entry import run_pretrain_worker
 
     out = tmp_path / "chars"
     summary = run_pretrain_worker(_config(raw_text, out, "pretrain.max_steps=40", "pretrain.max_epochs=0"))
@@ -161,7 +161,7 @@ def test_characters_loss_falls(raw_text: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("loss", ["cosine", "L2"])
 def test_vectors_loss_falls(raw_text: Path, glove_dir: Path, tmp_path: Path, loss: str) -> None:
-    from distnlp.pretrain.loop import run_pretrain_worker
+    from distnlp.pretrain.entry import run_pretrain_worker
 
     out = tmp_path / f"vectors-{loss}"
     run_pretrain_worker(_config(raw_text, out, "pretrain.objective=vectors", f"pretrain.vectors={glove_dir}",
@@ -174,7 +174,7 @@ def test_checkpoint_names_and_contents(raw_text: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     from distnlp import registry
-    from distnlp.pretrain.loop import run_pretrain_worker
+    from distnlp.pretrain.entry import run_pretrain_worker
 
     out = tmp_path / "ck"
     config = _config(raw_text, out, "pretrain.max_epochs=2", "pretrain.n_save_every=6", "pretrain.batcher.size=1500")
@@ -207,7 +207,7 @@ def test_checkpoint_names_and_contents(raw_text: Path, tmp_path: Path) -> None:
 
 
 def test_n_save_epoch(raw_text: Path, tmp_path: Path) -> None:
-    from distnlp.pretrain.loop import run_pretrain_worker
+    from distnlp.pretrain.entry import run_pretrain_worker
 
     out = tmp_path / "every2"
     run_pretrain_worker(_config(raw_text, out, "pretrain.max_epochs=4", "pretrain.n_save_epoch=2", "pretrain.batcher.size=3000",
@@ -216,7 +216,7 @@ def test_n_save_epoch(raw_text: Path, tmp_path: Path) -> None:
 
 
 def _cli(out: Path, raw: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "distnlp.cli.pretrain", *SMALL, f"corpus.raw_text={raw}", f"pretrain.output_dir={out}",
+    args = [sys.executable, "-m", "distnlp.cli.main", "pretrain", *SMALL, f"corpus.raw_text={raw}", f"pretrain.output_dir={out}",
             "pretrain.max_epochs=2", "pretrain.n_save_every=5", *extra]
     return subprocess.run(args, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -249,7 +249,7 @@ def test_killed_run_resumes_exactly(raw_text: Path, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pretrained(raw_text: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from distnlp.pretrain.loop import run_pretrain_worker
+    from distnlp.pretrain.entry import run_pretrain_worker
 
     out = tmp_path_factory.mktemp("pre")
     run_pretrain_worker(_config(raw_text, out, "pretrain.max_steps=3", "pretrain.max_epochs=0"))
@@ -301,7 +301,7 @@ def test_layer_and_component_selection(raw_text: Path, tmp_path: Path) -> None:
     """pretrain.layer=embed pretrains (and init_tok2vec loads) only the embedding layer."""
     from safetensors.torch import load_file
 
-    from distnlp.pretrain.loop import run_pretrain_worker
+    from distnlp.pretrain.entry import run_pretrain_worker
     from distnlp.training.loop import build_pipeline
 
     out = tmp_path / "layer"
@@ -332,10 +332,11 @@ def local_ray() -> Any:
 
 @pytest.mark.ray
 def test_ray_pretraining_two_workers(local_ray: Any, raw_text: Path, tmp_path: Path) -> None:
+    from distnlp.pretrain.entry import PRETRAIN
     from distnlp.ray_backend.driver import train_on_ray
 
     def pretrain_on_ray(config: dict[str, Any]) -> dict[str, Any]:
-        return train_on_ray(config, entry="pretrain")
+        return train_on_ray(config, entry=PRETRAIN)
 
     out = tmp_path / "ray"
     extra = ["distributed=ray", "distributed.num_workers=2", "distributed.use_gpu=false", "pretrain.n_save_every=4"]

@@ -19,9 +19,12 @@ ray = pytest.importorskip("ray")
 def _annotate(model: Path, inputs: dict[str, Path], out: Path, *overrides: str) -> dict[str, Any]:  # noqa: F811
     from distnlp.annotate.run import annotate
     from distnlp.annotate.settings import parse_overrides
+    from distnlp.ray_backend.annotate import annotate_on_ray
 
     paths = [str(inputs["text"]), str(inputs["jsonl"]), str(inputs["corpus"])]
-    return annotate(str(model), paths, str(out), parse_overrides(["rows_per_shard=4", *overrides]), copy_format="jsonl")
+    settings = parse_overrides(["rows_per_shard=4", *overrides])
+    return annotate(str(model), paths, str(out), settings, copy_format="jsonl",
+                    run_splits=annotate_on_ray if settings.distributed == "ray" else None)
 
 
 def _shards(out: Path) -> list[tuple[str, Any]]:

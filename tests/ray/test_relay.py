@@ -12,7 +12,7 @@ pytest.importorskip("ray")
 from distnlp.errors import ConfigError  # noqa: E402
 from distnlp.ray_backend.logging_setup import RayLogging  # noqa: E402
 from distnlp.ray_backend.relay import FailureNotice, RelayProgress, one_line  # noqa: E402
-from distnlp.training.settings import DistributedSettings  # noqa: E402
+from distnlp.config.settings import DistributedSettings  # noqa: E402
 
 
 class FakeQueue:

@@ -25,6 +25,7 @@ from safetensors.torch import save, save_file
 from torch import nn
 
 from distnlp.errors import CheckpointError
+from distnlp.hashed_files import file_sha256, safetensors_chunks
 from distnlp.training import checkpoint as ckpt
 from distnlp.training import coordinator as coord
 from distnlp.training.coordinator import FileCoordinator, write_checkpoint
@@ -136,10 +137,10 @@ def test_streamed_safetensors_are_the_library_format() -> None:
                "f16": torch.randn(2, dtype=torch.float16), "i64": torch.arange(7), "i32": torch.arange(3, dtype=torch.int32),
                "i16": torch.tensor([-3], dtype=torch.int16), "i8": torch.tensor([1, -2], dtype=torch.int8), "u8": torch.tensor([9], dtype=torch.uint8),
                "bool": torch.tensor(True), "empty": torch.zeros(0), "scalar": torch.tensor(2.5)}
-    streamed = b"".join(bytes(c) for c in ckpt.safetensors_chunks(tensors))
+    streamed = b"".join(bytes(c) for c in safetensors_chunks(tensors))
     assert streamed == save({k: v.contiguous() for k, v in tensors.items()})
     other = {"u16": torch.tensor([1, 2], dtype=torch.uint16), "f32": torch.ones(2)}
-    assert b"".join(bytes(c) for c in ckpt.safetensors_chunks(other)) == save(other)
+    assert b"".join(bytes(c) for c in safetensors_chunks(other)) == save(other)
 
 
 @pytest.mark.parametrize("entries", ["sha256", "size-only"])
@@ -152,7 +153,7 @@ def test_checkpoints_written_the_old_way_still_load(tmp_path: Path, entries: str
     (root / "optimizer.json").write_text(json.dumps({"state": {}, "param_groups": torch.optim.AdamW(_model(0.0).parameters()).state_dict()["param_groups"]}))
     (root / "trainer.json").write_text(json.dumps({"step": 10}))
     (root / "rank-00000" / "state.json").write_text(json.dumps(ckpt.rank_state(_Stream(7))))
-    files = {str(p.relative_to(root)): ({"size": p.stat().st_size, "sha256": ckpt.file_sha256(p)} if entries == "sha256" else p.stat().st_size)
+    files = {str(p.relative_to(root)): ({"size": p.stat().st_size, "sha256": file_sha256(p)} if entries == "sha256" else p.stat().st_size)
              for p in sorted(root.rglob("*")) if p.is_file()}
     (root / ckpt.MANIFEST).write_text(json.dumps({"step": 10, "world_size": 1, **RUN.as_dict(), "files": files}))
     state, model, stream = _restore(tmp_path, 0, 1, lambda o: [o])

@@ -14,7 +14,7 @@ from torch import nn
 from distnlp.cli.compose import compose_config
 from distnlp.errors import ConfigError
 from distnlp.training.loop import run_worker
-from distnlp.training.settings import pretrain_settings, training_settings
+from distnlp.config.settings import pretrain_settings, training_settings
 from distnlp.training.step import NonFiniteError, optimizer_step
 
 

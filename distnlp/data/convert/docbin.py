@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CorpusError
+from ...interop.spacy_import import require_spacy
 from ..doc import Doc
 from .report import ConvertReport
 
 
 def read_docbin(path: str | Path, *, spans_key: str | None = None, report: ConvertReport | None = None) -> Iterator[Doc]:
     """Docs from a `.spacy` file; with `spans_key`, `doc.spans[spans_key]` are the entities."""
-    from ...interop.spacy_import import require_spacy
-
     require_spacy(f"{path}: reading a .spacy file")
     from spacy.tokens import DocBin
     from spacy.vocab import Vocab

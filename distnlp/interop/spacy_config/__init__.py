@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
+from ..spacy_import import require_spacy
 from .components import HEAD_FACTORIES, translate_component
 from .embedding import translate_embedder
 from .tracker import Tracker
@@ -39,8 +40,6 @@ class Translation:
 
 def load_spacy_config(path: str | Path) -> dict[str, Any]:
     """The spaCy config as plain data, `${...}` resolved (needs the `spacy` extra: thinc parses it)."""
-    from ..spacy_import import require_spacy
-
     require_spacy("distnlp init config --from-spacy")
     from thinc.api import Config
 

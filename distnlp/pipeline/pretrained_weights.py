@@ -30,9 +30,23 @@ from safetensors.torch import load
 from torch import nn
 
 from ..errors import ConfigError
-from ..pipeline.integrity import all_finite
+from .integrity import all_finite
 
 log = logging.getLogger(__name__)
+
+ENCODER_NAMES = ("encoder", "tok2vec")  # "tok2vec" is spaCy's default component name
+
+
+def select_layer(module: nn.Module, layer: str, path: str) -> nn.Module:
+    """`layer` = a sub-module path ("" = the whole module), e.g. "embed" of a Tok2Vec."""
+    if not layer:
+        return module
+    try:
+        return module.get_submodule(layer)
+    except AttributeError:
+        names = [n for n, _ in module.named_modules() if n and n.count(".") < 2]
+        raise ConfigError("pretrain.layer", f"{path} has no layer {layer!r}", f"use '' (the whole module) or one of {names[:12]}") from None
+
 
 KEY = "initialize.init_tok2vec"
 SHA_KEY, BYTES_KEY = "weights_sha256", "weights_bytes"  # safetensors metadata of a pretrain .bin
@@ -87,8 +101,6 @@ def _pretrain_target(config: Mapping[str, Any]) -> tuple[str, str]:
 
 def target_module(nlp: Any, config: Mapping[str, Any]) -> tuple[nn.Module, str]:
     """The pipeline module the weights load into, and its description."""
-    from .loop import ENCODER_NAMES, select_layer
-
     component, layer = _pretrain_target(config)
     if component in ENCODER_NAMES or component in getattr(nlp, "listening", []):
         module, where = nlp.encoder, "the shared encoder"

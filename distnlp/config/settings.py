@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.corpora import CorpusEntry, check_corpus_section, train_entries
+from .corpora import CorpusEntry, check_corpus_section, train_entries
 from ..errors import ConfigError
 
 NONFINITE_POLICIES = ("error", "skip")
