@@ -17,7 +17,7 @@ _MODULES = (
     "distnlp.models.transformer",
     "distnlp.models.span_getters",
     "distnlp.models.pooling",
-    "distnlp.pipeline.factories",
+    "distnlp.pipeline.components",
     "distnlp.pretrain.objectives",
 )
 

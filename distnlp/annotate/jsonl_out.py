@@ -1,5 +1,6 @@
 """One annotated Doc as a JSON line: text, tokens, per-token columns, entities with character
-offsets into `text`, cats. A column the pipeline does not predict is left out (not empty)."""
+offsets into `text`, cats, and what a user's component wrote into `doc.user_data` (its public
+keys). A column the pipeline does not predict is left out (not empty)."""
 from __future__ import annotations
 
 import json
@@ -24,4 +25,7 @@ def doc_to_json(doc: Doc) -> str:
         ]
     if doc.cats is not None:
         record["cats"] = dict(doc.cats)
-    return json.dumps(record, ensure_ascii=False)
+    for key, value in doc.user_data.items():  # what a user's component wrote (keys with "_": private)
+        if not key.startswith("_") and key not in record:
+            record[key] = value
+    return json.dumps(record, ensure_ascii=False, default=str)

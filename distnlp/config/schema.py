@@ -95,20 +95,7 @@ COMPONENT_COMMON: dict[str, Any] = {
     "score_weights": dict,
 }
 
-# Extra keys per factory.
-FACTORY_KEYS: dict[str, dict[str, Any]] = {
-    "tagger": {"column": str},
-    "morphologizer": {},
-    "senter": {},
-    # spaCy's trainable_lemmatizer: top_k trees tried per token, trees rarer than min_tree_freq
-    # dropped from the labels, backoff orth | lower | null when no tree fits
-    "lemmatizer": {"top_k": int, "min_tree_freq": int, "backoff": (str, type(None))},
-    "ner": {},
-    "textcat": {},
-    "textcat_multilabel": {},
-    # a sentence longer than max_sentence_length words is parsed in segments of at most that many
-    "parser": {"max_sentence_length": int},
-}
+# A factory's own keys are declared by its component class (`Component.config_keys`).
 
 PRETRAIN: dict[str, Any] = {
     "objective": (str, dict),

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import registry
 from ..data.doc import Doc, join_morph  # noqa: F401  (join_morph: re-exported for training.labels)
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError
 from ..lemma.edit_trees import apply_tree, tree_for
 from ..models.heads_parser import bounded_starts, sentence_starts
 
@@ -22,9 +23,22 @@ LEMMA_MEMO_SIZE = 200_000  # (form, edit trees) -> lemma pairs kept by a lemmati
 
 
 class Component(nn.Module):
-    """Base: a head plus the label inventory and the Doc <-> tensor conversions."""
+    """Base: a head plus the label inventory and the Doc <-> tensor conversions.
+
+    A component is one registered class (`@registry.components("name")`, the config's
+    `components.NAME.factory`): its labels (`labels_from_meta`), its targets and loss (through
+    its head, any registered architecture), its decoding (`set_annotations`) and its scores
+    (`score_attrs` for the built-in Scorer groups, `score_counts` for its own). distnlp's own
+    components register the same way as a user's `code=` file does (docs/architecture.md,
+    "Adding a component")."""
 
     factory: ClassVar[str] = ""
+    # settings this factory takes besides the common ones (listen, model, grad_factor, embed,
+    # score_weights), with their types: `distnlp config validate` refuses any other key
+    config_keys: ClassVar[dict[str, Any]] = {}
+    # names of this component's own P/R/F scores: `score_counts` returns their counts, the
+    # Scorer reports NAME_p, NAME_r and NAME_f (None where nothing was counted)
+    score_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, head: nn.Module, labels: list[str], settings: Mapping[str, Any]) -> None:
         super().__init__()
@@ -68,11 +82,18 @@ class Component(nn.Module):
     def set_annotations(self, docs: Sequence[Doc], scores: Any, lengths: Sequence[int]) -> None:
         raise NotImplementedError
 
+    def score_counts(self, gold: Doc, pred: Doc) -> dict[str, list[int]]:
+        """[true positives, false positives, false negatives] of each of `score_names` in one
+        (gold, predicted) doc pair; counts add up over docs and ranks."""
+        return {}
 
+
+@registry.components("tagger")
 class TokenLabelComponent(Component):
     """Predicts one label per token from a corpus column (tagger: tags, pos, ...)."""
 
     factory = "tagger"
+    config_keys = {"column": str}  # any token label column: tags (XPOS), pos (UPOS), ...
 
     @property
     def column(self) -> str:
@@ -114,10 +135,12 @@ class TokenLabelComponent(Component):
         setattr(doc, self.column, values)
 
 
+@registry.components("morphologizer")
 class MorphologizerComponent(TokenLabelComponent):
     """UPOS + morphological features as one label per token ("POS=NOUN|Number=Sing")."""
 
     factory = "morphologizer"
+    config_keys = {}
 
     def score_attrs(self) -> tuple[str, ...]:
         return ("pos", "morph")
@@ -139,10 +162,12 @@ class MorphologizerComponent(TokenLabelComponent):
         doc.morphs = [m for _, m in pairs]
 
 
+@registry.components("senter")
 class SenterComponent(TokenLabelComponent):
     """Sentence starts as a two-label tagger; the first token of a doc always starts a sentence."""
 
     factory = "senter"
+    config_keys = {}
     first_label = "S"
 
     def score_attrs(self) -> tuple[str, ...]:
@@ -177,6 +202,7 @@ def paragraph_aware_starts(words: Sequence[str], predicted: Sequence[bool]) -> l
     return out
 
 
+@registry.components("lemmatizer")
 class LemmatizerComponent(TokenLabelComponent):
     """spaCy's trainable_lemmatizer: classify each token among the edit trees seen in training
     (labels are tree strings, distnlp.lemma.edit_trees), then apply the best-scoring tree that
@@ -185,6 +211,9 @@ class LemmatizerComponent(TokenLabelComponent):
     outside the inventory (rarer than `min_tree_freq`), carries no loss."""
 
     factory = "lemmatizer"
+    # top_k trees tried per token, trees rarer than min_tree_freq dropped from the labels,
+    # backoff orth | lower | null when no tree fits
+    config_keys = {"top_k": int, "min_tree_freq": int, "backoff": (str, type(None))}
     BACKOFFS: ClassVar[tuple[str | None, ...]] = ("orth", "lower", None)
 
     def __init__(self, name: str, head: nn.Module, labels: list[str], settings: Mapping[str, Any]) -> None:
@@ -233,6 +262,7 @@ class LemmatizerComponent(TokenLabelComponent):
             pos += n
 
 
+@registry.components("ner")
 class NERComponent(Component):
     """Entities as BILUO tags, decoded under transition constraints so spans are well formed."""
 
@@ -254,6 +284,7 @@ class NERComponent(Component):
             doc.ent_spans = [(int(s), int(e), str(lab)) for s, e, lab in spans]
 
 
+@registry.components("textcat")
 class TextcatComponent(Component):
     """Document categories: exclusive classes (softmax) or independent labels (sigmoid)."""
 
@@ -279,15 +310,19 @@ class TextcatComponent(Component):
             doc.cats = cats
 
 
+@registry.components("textcat_multilabel")
 class TextcatMultilabelComponent(TextcatComponent):
     factory = "textcat_multilabel"
 
 
+@registry.components("parser")
 class ParserComponent(Component):
     """Labelled dependency trees, one per sentence (the doc's sentence starts at prediction time:
     a senter's when one ran before, else the given ones, else the whole doc)."""
 
     factory = "parser"
+    # a sentence longer than max_sentence_length words is parsed in segments of at most that many
+    config_keys = {"max_sentence_length": int}
     attrs = ("dep",)
 
     @classmethod
@@ -328,26 +363,13 @@ class ParserComponent(Component):
             pos += n
 
 
-COMPONENT_CLASSES: dict[str, type[Component]] = {
-    cls.factory: cls
-    for cls in (
-        TokenLabelComponent,
-        MorphologizerComponent,
-        SenterComponent,
-        LemmatizerComponent,
-        NERComponent,
-        TextcatComponent,
-        TextcatMultilabelComponent,
-        ParserComponent,
-    )
-}
-
-
 def component_class(factory: str, path: str) -> type[Component]:
-    try:
-        return COMPONENT_CLASSES[factory]
-    except KeyError:
-        raise ConfigError(path, f"unknown factory {factory!r}", did_you_mean(factory, COMPONENT_CLASSES)) from None
+    """The class registered under `factory` (distnlp's, or one a `code=` file registered)."""
+    cls = registry.components.get(str(factory), path)
+    if not (isinstance(cls, type) and issubclass(cls, Component)):
+        raise ConfigError(path, f"{factory!r} is registered as a component but is not a Component class",
+                          "register a subclass of distnlp.pipeline.components.Component")
+    return cls
 
 
 def split_morph(label: str) -> tuple[str, str]:

@@ -297,13 +297,16 @@ class Pipeline(nn.Module):
         """A Scorer for exactly what this pipeline predicts."""
         attrs: list[str] = []
         options: dict[str, Any] = {}
+        own: list[str] = []
         for comp in self.components.values():
             for attr in comp.score_attrs():
                 if attr not in attrs:
                     attrs.append(attr)
             if comp.factory in ("textcat", "textcat_multilabel"):
                 options = {"cats_labels": comp.labels, "cats_exclusive": comp.factory == "textcat"}
-        return Scorer(attrs, **options)
+            own += comp.score_names
+        counters = [comp.score_counts for comp in self.components.values() if comp.score_names]
+        return Scorer(attrs, **options, own=own, count_own=counters)
 
     def evaluate(self, golds: Sequence[Doc], batch_size: int = 128) -> dict[str, Any]:
         preds = list(self.pipe((self.eval_input(g) for g in golds), batch_size=batch_size))

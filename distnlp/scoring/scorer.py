@@ -6,7 +6,7 @@ Every score is a sum of counts except cats, whose (gold, predicted) pairs are co
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .cats import score_cats
@@ -17,7 +17,7 @@ __all__ = ["ATTRS", "STATE_VERSION", "Scorer"]
 
 ATTRS = ("tag", "pos", "morph", "lemma", "sents", "dep", "ents", "cats")
 TOKEN_COLUMNS = {"tag": "tags", "pos": "pos", "morph": "morphs", "lemma": "lemmas"}
-STATE_VERSION = 2  # 2: dependency counts
+STATE_VERSION = 3  # 2: dependency counts; 3: components' own P/R/F counts
 
 
 class Scorer:
@@ -39,7 +39,12 @@ class Scorer:
         cats_positive_label: str | None = None,
         cats_threshold: float | None = None,
         cats_multilabel_score: str = "auc",
+        own: Sequence[str] = (),
+        count_own: Sequence[Callable[[Any, Any], Mapping[str, Counts]]] = (),
     ) -> None:
+        """`own`: names of components' own P/R/F scores (NAME_p, NAME_r, NAME_f); `count_own`:
+        the functions that count them from a (gold, predicted) pair (`Component.score_counts`).
+        The functions are not part of the state: a merged scorer only adds counts."""
         unknown = [a for a in attrs if a not in ATTRS]
         if unknown:
             raise ValueError(f"unknown score attributes {unknown}; choose from {list(ATTRS)}")
@@ -52,7 +57,10 @@ class Scorer:
             "cats_positive_label": cats_positive_label,
             "cats_threshold": cats_threshold,
             "cats_multilabel_score": cats_multilabel_score,
+            "own": list(own),
         }
+        self.count_own = list(count_own)
+        self.own: dict[str, Counts] = {}
         self.token: dict[str, Counts] = {a: [0, 0, 0] for a in TOKEN_COLUMNS}
         self.morph_per_feat: dict[str, Counts] = {}
         self.sents: Counts = [0, 0, 0]
@@ -87,6 +95,9 @@ class Scorer:
                 _add_per_label(self.ents, count_ents(gold.ent_spans, pred.ent_spans, getattr(gold, "ents_missing", None)))
             if "cats" in attrs and gold.cats is not None:
                 self.cats.append([dict(gold.cats), dict(pred.cats or {})])
+            for count in self.count_own:
+                for name, c in count(gold, pred).items():
+                    self.own[name] = add_counts(self.own.get(name, [0, 0, 0]), c)
         return self
 
     # --- distributed ---------------------------------------------------------------------
@@ -103,6 +114,7 @@ class Scorer:
             "deps_per_type": {k: list(v) for k, v in self.deps_per_type.items()},
             "ents": {k: list(v) for k, v in self.ents.items()},
             "cats": [[dict(g), dict(p)] for g, p in self.cats],
+            "own": {k: list(v) for k, v in self.own.items()},
         }
 
     @classmethod
@@ -127,6 +139,7 @@ class Scorer:
             _add_per_label(out.deps_per_type, s["deps_per_type"])
             _add_per_label(out.ents, s["ents"])
             out.cats.extend([dict(g), dict(p)] for g, p in s["cats"])
+            _add_per_label(out.own, s["own"])
         return out
 
     # --- report --------------------------------------------------------------------------
@@ -157,6 +170,9 @@ class Scorer:
             out["ents_per_type"] = {k: prf_dict(v) for k, v in sorted(self.ents.items())} if has else None
         if "cats" in attrs:
             out.update(self._cats_scores())
+        for name in self.config["own"]:
+            c = self.own.get(name, [0, 0, 0])
+            out.update({f"{name}_{k}": fn(c) if sum(c) else None for k, fn in _PRF.items()})
         return out
 
     def _cats_scores(self) -> dict[str, Any]:
