@@ -119,9 +119,7 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
                 batches.restart()  # an uninterrupted run re-batches here exactly as a resumed one does
             objective.save(state, point, averages)
         done = point.last
-    close = getattr(reducer, "close", None)
-    if close is not None:
-        close()
+    reducer.close()
     if stop_early:
         stop_reason = "patience"
     elif settings.max_steps and state.step >= settings.max_steps:
@@ -136,8 +134,7 @@ def _finished(settings: LoopSettings, state: LoopState) -> bool:
 
 
 def _min(reducer: Reducer, value: int) -> int:
-    agree = getattr(reducer, "min_value", None)
-    return int(agree(value)) if agree is not None else int(value)
+    return int(reducer.min_value(value))
 
 
 __all__ = ["LoopState", "SavePoint", "StepResult", "run_loop"]

@@ -251,8 +251,7 @@ def evaluate_on(nlp: Pipeline, docs: Sequence[Doc], averages: ParameterAverages 
             scorer = nlp.scorer()
             scorer.update(golds, predicted)
             states[name] = scorer.state()
-        gather = getattr(reducer, "gather_objects", None)
-        per_rank = gather(states) if gather is not None else [states]
+        per_rank = reducer.gather_objects(states)
         names = sorted({name for rank_states in per_rank for name in rank_states})
         by_name = {name: [s[name] for s in per_rank if name in s] for name in names}
         every = [state for states_ in by_name.values() for state in states_]

@@ -24,18 +24,34 @@ from ..errors import DistnlpError
 
 
 class Reducer(Protocol):
-    """How a step talks to other replicas: identity on one process, all-reduce when distributed."""
+    """How a step talks to other replicas: identity on one process (LocalReducer), all-reduce
+    when distributed (distributed/grad_sync.GradAllReducer). Every method a caller uses is here."""
 
     def sum_counts(self, counts: torch.Tensor) -> torch.Tensor: ...
 
+    def final_backward(self, is_final: bool) -> None:
+        """Before each sub-batch's backward: whether it is the step's last (gradients complete)."""
+
     def sum_grads(self, params: Sequence[nn.Parameter]) -> None: ...
+
+    def min_value(self, value: int) -> int: ...
+
+    def gather_objects(self, obj: Any) -> list[Any]: ...
+
+    def close(self) -> None: ...
 
 
 class LocalReducer:
     def sum_counts(self, counts: torch.Tensor) -> torch.Tensor:
         return counts
 
+    def final_backward(self, is_final: bool) -> None:
+        return None
+
     def sum_grads(self, params: Sequence[nn.Parameter]) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
     def min_value(self, value: int) -> int:
@@ -100,10 +116,8 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
     loss_sums = [0.0] * len(names)
     words = 0
-    mark_final = getattr(reducer, "final_backward", None)
     for i, sub in enumerate(sub_batches):
-        if mark_final is not None:
-            mark_final(i == len(sub_batches) - 1)
+        reducer.final_backward(i == len(sub_batches) - 1)
         total = None
         for name, loss_sum in objective.losses(sub, step).items():
             term = loss_sum / denom[name]
