@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import registry
+from ..config.settings import CorpusSettings, DistributedSettings, LoopSettings
 from ..data.doc import Doc
+from ..errors import ConfigError
 from ..models.tok2vec import features_to
 from ..progress import progress_bar
 from ..training.batches import ResumableBatches
@@ -32,8 +34,8 @@ from ..training.engine import LoopState, SavePoint
 from ..training.env import WorkerEnv
 from ..training.optim import ParameterAverages
 from ..training.pipeline_objective import split_docs
-from ..config.settings import CorpusSettings, LoopSettings
 from ..training.step import Reducer, StepResult
+from ..training.virtual_ranks import DataRanks
 from .loop import bin_name, build_pretrain_model, pretrain_section, tok2vec_bytes, write_atomic
 from .objectives import mask_docs
 from .text_stream import open_text_stream
@@ -61,12 +63,21 @@ class PretrainObjective:
         self.dropout = float(settings.dropout or 0.0)
         self.mask_prob = float(pcfg.get("mask_prob", 0.15))
         corpus = CorpusSettings.from_config(config)
-        stream = open_text_stream(
-            corpus.required("raw_text"), rank=env.rank, world_size=env.world_size, seed=settings.seed,
-            shuffle=corpus.shuffle, infinite=True,
-            min_length=int(pcfg.get("min_length", 0) or 0), max_length=int(pcfg.get("max_length", 0) or 0),
-        )
-        self.batches = ResumableBatches(stream, registry.resolve(pcfg["batcher"], "pretrain.batcher"))
+        text = corpus.required("raw_text")
+        batcher = registry.resolve(pcfg["batcher"], "pretrain.batcher")
+        min_length, max_length = int(pcfg.get("min_length", 0) or 0), int(pcfg.get("max_length", 0) or 0)
+
+        def make_batches(rank: int, world_size: int) -> ResumableBatches:
+            stream = open_text_stream(text, rank=rank, world_size=world_size, seed=settings.seed, shuffle=corpus.shuffle,
+                                      infinite=True, min_length=min_length, max_length=max_length)
+            return ResumableBatches(stream, batcher)
+
+        if DistributedSettings.from_config(config).keep_global_batch:
+            # hosting several data ranks needs each one's own masking generator: not built
+            raise ConfigError("distributed.keep_global_batch", "pretraining cannot host several data ranks per replica",
+                              "leave it false: pretraining resumed on another number of replicas re-splits the epoch")
+        # the loader training uses (training/virtual_ranks.py): the same checkpoints and resume
+        self.batches = DataRanks(make_batches, env.rank, env.world_size)
         self.output_dir = Path(settings.output_dir)
         self._metrics: Any = None
         self._bar: Any = None

@@ -19,7 +19,7 @@ import json
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -48,13 +48,32 @@ def save_shared(out: Writer, *, nlp: nn.Module, optimizer: torch.optim.Optimizer
     out.json("trainer.json", dict(state))
 
 
-def rank_state(stream: Any) -> dict[str, Any]:
+class SavedData(Protocol):
+    """What a checkpoint saves and restores of a replica's data (training/virtual_ranks.DataRanks)."""
+
+    keep_global_batch: bool
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def load_resplit(self, states: list[dict[str, Any]]) -> None:
+        """Continue len(states) saved data cursors on this world size (elastic re-split)."""
+
+    def hosted_states(self) -> dict[int, dict[str, Any]] | None:
+        """Several hosted data ranks' states, or None in the usual one-per-replica case."""
+
+    def load_hosted(self, states: list[Mapping[str, Any]]) -> None:
+        """Host the len(states) saved data ranks as they were (keep_global_batch)."""
+
+
+def rank_state(stream: SavedData) -> dict[str, Any]:
     """What differs per replica, as plain JSON: the data cursor and the random generators.
 
     Gathered to rank 0, which writes the whole checkpoint (so it also works where ranks share
     no filesystem, as under Ray, where only rank 0's directory is persisted).
     """
-    hosted = getattr(stream, "hosted_states", lambda: None)()
+    hosted = stream.hosted_states()
     if hosted is not None:  # several data ranks on this replica (training/virtual_ranks.py)
         return {"hosted": {str(v): state for v, state in hosted.items()}}
     return {"stream": stream.state_dict(), **generator_states()}
@@ -90,7 +109,7 @@ def write_rank_states(out: Writer, states: list[dict[str, Any]]) -> None:
         out.json(f"{rank_dir(Path(), rank)}/state.json", state)
 
 
-def restore_rank_state(state: Mapping[str, Any], stream: Any) -> None:
+def restore_rank_state(state: Mapping[str, Any], stream: SavedData) -> None:
     stream.load_state_dict(state["stream"])
     restore_generators(state)
 
@@ -166,18 +185,13 @@ def manifest_run_id(root: Path) -> str | None:
     return None if manifest is None else manifest.get("run_id")
 
 
-def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimizer, averages: Any, stream: Any, world_size: int) -> dict[str, Any]:
+def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimizer, averages: Any, stream: SavedData, world_size: int) -> dict[str, Any]:
     """Restore everything saved by save_shared + save_rank; returns the loop state."""
     if not is_complete(root):
         raise CheckpointError(f"{root}: incomplete checkpoint (no {MANIFEST}, or files missing or truncated); it was never committed: delete it to resume from an earlier one")
     manifest = json.loads((root / MANIFEST).read_text())
     saved_world = int(manifest.get("world_size", world_size))
-    keep_batch = saved_world != world_size and bool(getattr(stream, "keep_global_batch", False)) and hasattr(stream, "load_hosted")
-    if saved_world != world_size and not keep_batch and not hasattr(stream, "load_resplit"):
-        raise CheckpointError(
-            f"{root}: written by {saved_world} replicas, resuming with {world_size}; "
-            f"resume with distributed.num_workers={saved_world} so every data cursor continues exactly"
-        )
+    keep_batch = saved_world != world_size and stream.keep_global_batch
     try:
         state_dict = load_file(str(root / "model.safetensors"))
         missing, unexpected = nlp.load_state_dict(state_dict, strict=False)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..data.doc import Doc
-from .batches import ResumableBatches
+from .virtual_ranks import DataRanks
 from .step import StepResult
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class Objective(Protocol):
     model: nn.Module  # what the optimizer updates and checkpoints hold
     loss_names: list[str]  # one global item count and loss sum each, per step
-    batches: ResumableBatches
+    batches: DataRanks  # the data loader: training's and pretraining's alike
 
     def prepare(self, docs: list[Doc], parts: int) -> list[Any]:
         """Featurized sub-batches (accumulate_gradient parts) on the device."""

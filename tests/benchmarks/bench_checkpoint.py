@@ -44,8 +44,15 @@ IDENTITY = RunIdentity("bench", "bench")
 
 
 class _Stream:
+    """A replica's data cursor (checkpoint.SavedData), one data rank."""
+
+    keep_global_batch = False
+
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": 0, "position": 123, "pending": []}
+
+    def hosted_states(self) -> None:
+        return None
 
 
 def make_model(million: int) -> tuple[nn.Module, torch.optim.Optimizer]:

@@ -317,6 +317,21 @@ def test_layer_and_component_selection(raw_text: Path, tmp_path: Path) -> None:
         run_pretrain_worker(_config(raw_text, tmp_path / "bad2", "pretrain.component=coref", "pretrain.max_steps=1"))
 
 
+def test_pretraining_reads_through_the_training_loader(raw_text: Path, tmp_path: Path) -> None:
+    """Pretraining's data is training's loader (DataRanks: the same checkpoints and resume); it
+    cannot host several data ranks, so keep_global_batch=true is refused with the fix."""
+    from distnlp.pretrain.entry import PRETRAIN
+    from distnlp.training.env import WorkerEnv
+    from distnlp.training.virtual_ranks import DataRanks
+
+    config = _config(raw_text, tmp_path / "p", "pretrain.max_steps=1", "pretrain.max_epochs=0")
+    objective = PRETRAIN.objective(config, PRETRAIN.settings(config), WorkerEnv(), None)
+    assert isinstance(objective.batches, DataRanks) and objective.batches.take()
+    kept = _config(raw_text, tmp_path / "k", "pretrain.max_steps=1", "distributed.keep_global_batch=true")
+    with pytest.raises(ConfigError, match="distributed.keep_global_batch: pretraining cannot host"):
+        PRETRAIN.objective(kept, PRETRAIN.settings(kept), WorkerEnv(), None)
+
+
 # --- Ray -----------------------------------------------------------------------------------
 
 

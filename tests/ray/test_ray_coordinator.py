@@ -18,6 +18,19 @@ from distnlp.training.run_identity import RunIdentity  # noqa: E402
 
 
 class _Stream:
+    """The data a checkpoint saves (checkpoint.SavedData): one cursor, one data rank."""
+
+    keep_global_batch = False
+
+    def hosted_states(self) -> None:
+        return None
+
+    def load_hosted(self, states: list[Any]) -> None:
+        raise AssertionError("not hosting")
+
+    def load_resplit(self, states: list[Any]) -> None:
+        raise AssertionError("not resized")
+
     def __init__(self) -> None:
         self.state: dict[str, Any] = {"position": 0}
 

@@ -35,6 +35,19 @@ RUN = RunIdentity("run1", "hash1")
 
 
 class _Stream:
+    """The data a checkpoint saves (checkpoint.SavedData): one cursor, one data rank."""
+
+    keep_global_batch = False
+
+    def hosted_states(self) -> None:
+        return None
+
+    def load_hosted(self, states: list[Any]) -> None:
+        raise AssertionError("not hosting")
+
+    def load_resplit(self, states: list[Any]) -> None:
+        raise AssertionError("not resized")
+
     def __init__(self, position: int = 0) -> None:
         self.state: dict[str, Any] = {"position": position}
 
