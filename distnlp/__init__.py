@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .pipeline.pipeline import Pipeline
+    from .pipeline.pipeline import Pipeline  # lazy: for the annotation only (type checkers); never imported here
 
 
 def load(path: Any, *, trust_code: bool = False) -> "Pipeline":

@@ -1,7 +1,7 @@
 """The import plan of docs/architecture.md ("Layers"), checked on the source: no import circles
-(imports inside functions count: a circle hidden in a function is still one), no import from a
-layer above, and few imports of distnlp modules inside functions, each with its reason on the
-line (`# lazy: ...`)."""
+(imports inside functions and blocks, `if TYPE_CHECKING:` included, count: a circle hidden
+there is still one), no import from a layer above, and few imports of distnlp modules inside
+functions or blocks, each with its reason on the line (`# lazy: ...`)."""
 from __future__ import annotations
 
 import ast
@@ -53,16 +53,15 @@ def layer_of(module: str) -> int:
 
 
 def _imports(module: str) -> Iterator[tuple[str, int, bool]]:
-    """(imported distnlp module, line, inside a function) for every import outside TYPE_CHECKING."""
+    """(imported distnlp module, line, inside a function or block) for every import."""
     path = MODULES[module]
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
 
     def walk(node: ast.AST, in_function: bool) -> Iterator[tuple[str, int, bool]]:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                yield from walk_else(child, in_function)
-                continue
-            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            # an import under `if TYPE_CHECKING:` is in a block too: it counts for circles and the budget
+            block = isinstance(child, (ast.If, ast.Try)) and not isinstance(node, (ast.If, ast.Try))
+            inside = in_function or block or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:
@@ -77,10 +76,6 @@ def _imports(module: str) -> Iterator[tuple[str, int, bool]]:
                     if alias.name.startswith("distnlp"):
                         yield alias.name, child.lineno, in_function
             yield from walk(child, inside)
-
-    def walk_else(node: ast.If, in_function: bool) -> Iterator[tuple[str, int, bool]]:
-        for child in node.orelse:
-            yield from walk(ast.Module(body=[child], type_ignores=[]), in_function)
 
     yield from walk(ast.parse(path.read_text()), False)
 

@@ -15,6 +15,10 @@ from .doc import Doc
 
 
 class CursorStream:
+    # (epoch, position) of the row the last doc handed out came from, for streams where rows
+    # that give no doc (length-filtered, or used before an elastic resume) can come between two
+    # docs (DocStream sets it); None: a doc's row is the cursor before it was read
+    last_row: tuple[int, int] | None = None
     rank: int
     world_size: int
     seed: int

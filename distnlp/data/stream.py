@@ -234,9 +234,6 @@ class DocStream(CursorStream):
         self.epoch = 0
         self.position = 0
         self.skipped = 0  # docs outside [min_length, max_length] since this stream was made
-        # (epoch, position) of the row the last doc handed out came from: rows that give no doc
-        # (filtered by length, or used before an elastic resume) can come between two docs
-        self.last_row: tuple[int, int] | None = None
         self._pieces_key: tuple[int, int] | None = None
         self._pieces: list[Piece] = []
         # After an elastic resume, this rank's share of what one epoch has left (data/elastic.py);
@@ -280,7 +277,8 @@ class DocStream(CursorStream):
             epoch = int(saved["epoch"])
             mine = saved_share(self.info, state, epoch, shuffle=self.shuffle, by_words=self.balance_by_words)
             self._share = (epoch, mine or [])
-            self._share_json = {"epoch": epoch, "pieces": plan_to_json(self._share[1])}
+            # the saved share as it is (one shared object); a legacy whole plan: this rank's slice
+            self._share_json = dict(saved) if "share" in state else {"epoch": epoch, "pieces": plan_to_json(self._share[1])}
         self._pieces_key = None
 
     def _gives_nothing_after(self, epoch: int, empty_epochs: int) -> bool:

@@ -112,7 +112,7 @@ class ResumableBatches:
     def _tagged(self) -> Iterator[Doc]:
         before = self.stream.state_dict()
         for doc in self._open_epoch_docs():
-            row = getattr(self.stream, "last_row", None)
+            row = self.stream.last_row
             if row is not None and row != (int(before["epoch"]), int(before["position"])):
                 before = {**before, "epoch": row[0], "position": row[1]}  # rows that gave no doc came first
             cursor = (int(before["epoch"]), int(before["position"]))

@@ -6,19 +6,16 @@ checkpoints and resume; the objective owns data, losses, evaluation, logging and
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from ..data.doc import Doc
+from .loop_state import LoopState, SavePoint
+from .optim import ParameterAverages
+from .step import Reducer, StepResult
 from .virtual_ranks import DataRanks
-from .step import StepResult
-
-if TYPE_CHECKING:
-    from .engine import LoopState, SavePoint
-    from .optim import ParameterAverages
-    from .step import Reducer
 
 
 class Objective(Protocol):
@@ -37,20 +34,20 @@ class Objective(Protocol):
 
     def words(self, sub_batch: Any) -> int: ...
 
-    def start(self, state: "LoopState", *, resumed: bool, averages: "ParameterAverages | None") -> None:
+    def start(self, state: LoopState, *, resumed: bool, averages: ParameterAverages | None) -> None:
         """Before the first step: write run files (rank 0), print the header, repair after a crash."""
 
-    def after_step(self, state: "LoopState", result: StepResult, *, lr: float, data_time: float) -> None:
+    def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
         """Log the step."""
 
-    def is_save_point(self, state: "LoopState", point: "SavePoint", batch_index: int) -> bool:
+    def is_save_point(self, state: LoopState, point: SavePoint, batch_index: int) -> bool:
         """Evaluate, checkpoint and save after this step? (The last step always is one.)"""
 
-    def evaluate(self, state: "LoopState", averages: "ParameterAverages | None", reducer: "Reducer") -> float | None:
+    def evaluate(self, state: LoopState, averages: ParameterAverages | None, reducer: Reducer) -> float | None:
         """The score to maximise (every rank calls it; a collective), or None without evaluation."""
 
-    def save(self, state: "LoopState", point: "SavePoint", averages: "ParameterAverages | None") -> None:
+    def save(self, state: LoopState, point: SavePoint, averages: ParameterAverages | None) -> None:
         """Write what users load (rank 0), after the checkpoint of this step is committed."""
 
-    def finish(self, state: "LoopState", stop_reason: str) -> dict[str, Any]:
+    def finish(self, state: LoopState, stop_reason: str) -> dict[str, Any]:
         """Close files, print the closing line; the run's summary."""

@@ -4,7 +4,6 @@ corrupted one is skipped for the previous one. No Ray cluster needed: get_checkp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -15,30 +14,7 @@ pytest.importorskip("ray")
 from distnlp.errors import CheckpointError  # noqa: E402
 from distnlp.training.coordinator import write_checkpoint  # noqa: E402
 from distnlp.training.run_identity import RunIdentity  # noqa: E402
-
-
-class _Stream:
-    """The data a checkpoint saves (checkpoint.SavedData): one cursor, one data rank."""
-
-    keep_global_batch = False
-
-    def hosted_states(self) -> None:
-        return None
-
-    def load_hosted(self, states: list[Any]) -> None:
-        raise AssertionError("not hosting")
-
-    def load_resplit(self, states: list[Any]) -> None:
-        raise AssertionError("not resized")
-
-    def __init__(self) -> None:
-        self.state: dict[str, Any] = {"position": 0}
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.state)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = dict(state)
+from tests.fixtures.saved_data import OneCursor  # noqa: E402
 
 
 def _write(root: Path, identity: RunIdentity, step: int, value: float) -> None:
@@ -47,7 +23,7 @@ def _write(root: Path, identity: RunIdentity, step: int, value: float) -> None:
     model = nn.Linear(2, 2)
     torch.nn.init.constant_(model.weight, value)
     opt = torch.optim.AdamW(model.parameters())
-    stream = _Stream()
+    stream = OneCursor()
     stream.state = {"position": step}
     root.mkdir(parents=True)
     write_checkpoint(root, step=step, world_size=1, identity=identity, nlp=model, optimizer=opt, averages=None,
@@ -64,7 +40,7 @@ def test_restores_only_its_own_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     _write(run_dir / "checkpoint_a", mine, 8, 1.0)
     _write(run_dir / "checkpoint_b", other, 16, 2.0)  # newer, same shapes, another run
     monkeypatch.setattr(ray.train, "get_checkpoint", lambda: ray.train.Checkpoint.from_directory(str(run_dir / "checkpoint_b")))
-    model, stream = nn.Linear(2, 2), _Stream()
+    model, stream = nn.Linear(2, 2), OneCursor()
     coordinator = RayCoordinator(rank=0, world_size=1, gather=lambda o: [o], identity=mine, run_dir=str(run_dir))
     state = coordinator.restore(nlp=model, optimizer=torch.optim.AdamW(model.parameters()), averages=None, stream=stream)
     assert state is not None and state["step"] == 8 and stream.state["position"] == 8

@@ -30,32 +30,9 @@ from distnlp.training import checkpoint as ckpt
 from distnlp.training import coordinator as coord
 from distnlp.training.coordinator import FileCoordinator, write_checkpoint
 from distnlp.training.run_identity import RunIdentity
+from tests.fixtures.saved_data import OneCursor
 
 RUN = RunIdentity("run1", "hash1")
-
-
-class _Stream:
-    """The data a checkpoint saves (checkpoint.SavedData): one cursor, one data rank."""
-
-    keep_global_batch = False
-
-    def hosted_states(self) -> None:
-        return None
-
-    def load_hosted(self, states: list[Any]) -> None:
-        raise AssertionError("not hosting")
-
-    def load_resplit(self, states: list[Any]) -> None:
-        raise AssertionError("not resized")
-
-    def __init__(self, position: int = 0) -> None:
-        self.state: dict[str, Any] = {"position": position}
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.state)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = dict(state)
 
 
 def _model(value: float, width: int = 2) -> nn.Module:
@@ -72,7 +49,7 @@ def _commit(directory: Path, step: int, *, world_size: int = 2) -> Path:
     model(torch.ones(1, 2)).sum().backward()
     opt.step()  # moments to save
     torch.nn.init.constant_(model.weight, float(step))
-    states = [ckpt.rank_state(_Stream(step * 100 + r)) for r in range(world_size)]
+    states = [ckpt.rank_state(OneCursor(step * 100 + r)) for r in range(world_size)]
     write_checkpoint(root, step=step, world_size=world_size, identity=RUN, nlp=model, optimizer=opt, averages=None, states=states,
                      state={"step": step})
     return root
@@ -117,9 +94,9 @@ def _on_ranks(world: int, hosts: list[str], body: Callable[[int, Callable[[Any],
     return results
 
 
-def _restore(directory: Path, rank: int, world: int, gather: Callable[[Any], list[Any]], model: nn.Module | None = None) -> tuple[Any, nn.Module, _Stream]:
+def _restore(directory: Path, rank: int, world: int, gather: Callable[[Any], list[Any]], model: nn.Module | None = None) -> tuple[Any, nn.Module, OneCursor]:
     model = model or _model(0.0)
-    stream = _Stream()
+    stream = OneCursor()
     coordinator = FileCoordinator(directory, rank=rank, world_size=world, gather=gather, identity=RUN)
     state = coordinator.restore(nlp=model, optimizer=torch.optim.AdamW(model.parameters()), averages=None, stream=stream)
     return state, model, stream
@@ -165,7 +142,7 @@ def test_checkpoints_written_the_old_way_still_load(tmp_path: Path, entries: str
     save_file({}, str(root / "optimizer.safetensors"))
     (root / "optimizer.json").write_text(json.dumps({"state": {}, "param_groups": torch.optim.AdamW(_model(0.0).parameters()).state_dict()["param_groups"]}))
     (root / "trainer.json").write_text(json.dumps({"step": 10}))
-    (root / "rank-00000" / "state.json").write_text(json.dumps(ckpt.rank_state(_Stream(7))))
+    (root / "rank-00000" / "state.json").write_text(json.dumps(ckpt.rank_state(OneCursor(7))))
     files = {str(p.relative_to(root)): ({"size": p.stat().st_size, "sha256": file_sha256(p)} if entries == "sha256" else p.stat().st_size)
              for p in sorted(root.rglob("*")) if p.is_file()}
     (root / ckpt.MANIFEST).write_text(json.dumps({"step": 10, "world_size": 1, **RUN.as_dict(), "files": files}))
@@ -258,7 +235,7 @@ def test_ray_ranks_agree_on_the_step_too(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(ray_train, "get_checkpoint", lambda: None)
 
     def restore(rank: int, gather: Callable[[Any], list[Any]]) -> Any:
-        model, stream = _model(0.0), _Stream()
+        model, stream = _model(0.0), OneCursor()
         coordinator = RayCoordinator(rank=rank, world_size=2, gather=gather, identity=RUN, run_dir=str(node_a if rank == 0 else node_b))
         return coordinator.restore(nlp=model, optimizer=torch.optim.AdamW(model.parameters()), averages=None, stream=stream), stream.state
 
