@@ -74,3 +74,27 @@ def _head_start_params(node: object) -> list[dict]:
         for value in node:
             found += _head_start_params(value)
     return found
+
+
+PY_SOURCES = sorted(p for d in ("distnlp", "tests", "launch") for p in (ROOT / d).rglob("*.py"))
+
+
+def _ray_inits_without_address(path: Path) -> list[int]:
+    """Lines of `ray.init(...)` calls that name no address. A bare ray.init() joins whatever
+    cluster RAY_ADDRESS or Ray's temp directory names (a stale one, or another user's), and then
+    refuses num_cpus: tests and benchmarks must start a private Ray with address="local"."""
+    import ast
+
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "init":
+            target = node.func.value
+            if isinstance(target, ast.Name) and target.id == "ray" and not any(k.arg == "address" for k in node.keywords):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_every_ray_init_names_its_address() -> None:
+    assert any(p.name == "conftest.py" for p in PY_SOURCES)  # the checker sees the tests
+    bare = [f"{p.relative_to(ROOT)}:{n}" for p in PY_SOURCES for n in _ray_inits_without_address(p)]
+    assert not bare, f"ray.init without address= (joins any running cluster): {bare}"

@@ -104,7 +104,8 @@ def main() -> None:
     import ray
     import torch
 
-    ray.init(num_cpus=max(4, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
+    # address="local": a private Ray, never a cluster that Ray's temp dir or RAY_ADDRESS names
+    ray.init(address="local", num_cpus=max(4, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
     result: dict[str, Any] = {
         "mode": args.mode, "preset": args.preset, "device": args.device, "steps": args.steps, "global_batch_words": args.batch,
         "threads_per_process": args.threads, "corpus": args.corpus, "torch": torch.__version__, "ray": ray.__version__,

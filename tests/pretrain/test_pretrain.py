@@ -14,6 +14,7 @@ import torch
 
 from distnlp.cli.compose import DEMO_DATA, compose_config
 from distnlp.errors import ConfigError
+from tests.ray.conftest import local_ray  # noqa: F401  (a private local Ray for the Ray test)
 
 torch.set_num_threads(1)
 
@@ -333,16 +334,6 @@ def test_pretraining_reads_through_the_training_loader(raw_text: Path, tmp_path:
 
 
 # --- Ray -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    ray = pytest.importorskip("ray")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.ray
