@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.settings import DistributedSettings
 from ..errors import ConfigError, did_you_mean
 
 
@@ -31,9 +32,9 @@ class AnnotateSettings:
     batch: Batching = field(default_factory=Batching)
     exit_after_splits: int = 0  # tests: exit hard after committing N splits, as a killed job would
 
-    def dist_config(self) -> dict[str, Any]:
-        """The keys ray_backend.driver.connect reads."""
-        return {"address": self.address, "num_cpus": self.num_cpus, "connect_timeout_s": self.connect_timeout_s}
+    def connection(self) -> DistributedSettings:
+        """What ray_backend.driver.connect reads: where Ray is, or how to start a private one."""
+        return DistributedSettings(backend="ray", address=self.address, num_cpus=self.num_cpus, connect_timeout_s=self.connect_timeout_s)
 
 
 # override key -> (field, parser)

@@ -13,8 +13,8 @@ import argparse
 from typing import Any
 
 from ..config import validate_config
-from ..config.settings import pretrain_settings
-from ..errors import ConfigError, DistnlpError
+from ..config.settings import pretrain_run
+from ..errors import ConfigError
 from ..pretrain.entry import PRETRAIN
 from ..pretrain.loop import objective_config
 from .compose import compose_config
@@ -38,7 +38,7 @@ def load_pretrain_config(overrides: list[str]) -> dict[str, Any]:
     if not isinstance(config.get("pretrain"), dict):
         raise ConfigError("pretrain", "no pretrain section in the config", "add the group: +pretrain=characters (or pretrain=vectors)")
     objective_config(config["pretrain"])  # an unknown objective fails before any work starts
-    pretrain_settings(config)
+    pretrain_run(config)
     # pretraining never starts from pretrained weights itself (spaCy forces init_tok2vec=None)
     config.setdefault("initialize", {})["init_tok2vec"] = None
     return config

@@ -198,6 +198,70 @@ class CorpusSettings:
         return str(value)
 
 
+@dataclass(frozen=True)
+class BatcherSettings:
+    """`training.batcher` / `pretrain.batcher`: a registered batcher's node
+    (`{_use_: distnlp.batch_by_words.v1, size: ...}`), resolved by the objective through the
+    registry (this layer builds nothing)."""
+
+    path: str
+    node: Mapping[str, Any]
+
+    @classmethod
+    def from_config(cls, node: Any, path: str) -> "BatcherSettings":
+        if not isinstance(node, Mapping) or "_use_" not in node:
+            raise ConfigError(path, f"expected a registered batcher, got {node!r}",
+                              f"e.g. {path}={{_use_: distnlp.batch_by_words.v1, size: 2000}}")
+        return cls(path, dict(node))
+
+    @property
+    def first_batch_words(self) -> float | None:
+        """The batch size (words) the batcher starts at: its `size`, or its schedule's `start`."""
+        size = self.node.get("size")
+        if isinstance(size, (int, float)) and not isinstance(size, bool):
+            return float(size)
+        if isinstance(size, Mapping) and isinstance(size.get("start"), (int, float)):
+            return float(size["start"])
+        return None
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Training's evaluation keys: how much of the dev set, how scores combine, curves."""
+
+    path: str = "training"
+    max_eval_docs: int = 0  # 0 = the whole dev corpus
+    score_weights: dict | None = None  # None: each component's own score_weights
+    curves: bool = True  # redraw training_curves.png at every evaluation
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run reads from its config, built once by the launcher that starts it (the
+    CLI, the Ray driver) and handed down with its Entry. What stays a dict is the model's own
+    description (`components`, `nlp`, `initialize`, `pretrain`'s objective): it is saved with
+    the model and rebuilt from there by whoever loads it."""
+
+    loop: LoopSettings
+    batcher: BatcherSettings
+    corpus: CorpusSettings
+    distributed: DistributedSettings
+    evaluation: EvaluationSettings | None = None  # training only
+
+
+def training_run(config: Mapping[str, Any]) -> RunSettings:
+    node = config.get("training") or {}
+    evaluation = _read(EvaluationSettings, {k: node[k] for k in ("max_eval_docs", "score_weights", "curves") if node.get(k) is not None}, "training")
+    return RunSettings(training_settings(config), BatcherSettings.from_config(node.get("batcher"), "training.batcher"),
+                       CorpusSettings.from_config(config), DistributedSettings.from_config(config), evaluation)
+
+
+def pretrain_run(config: Mapping[str, Any]) -> RunSettings:
+    loop = pretrain_settings(config)
+    return RunSettings(loop, BatcherSettings.from_config(config["pretrain"].get("batcher"), "pretrain.batcher"),
+                       CorpusSettings.from_config(config), DistributedSettings.from_config(config))
+
+
 # Keys of the config sections that are not loop settings (read by the objectives themselves).
 _TRAINING_ONLY = ("score_weights", "max_eval_docs", "batcher", "curves")
 _PRETRAIN_ONLY = ("objective", "objectives", "component", "layer", "mask_prob", "min_length", "max_length", "batcher", "vectors")

@@ -25,6 +25,11 @@ class CursorStream:
     infinite: bool
     epoch: int = 0
     position: int = 0
+    shuffle: bool = True
+    # The corpus's row groups and word counts, for streams that an elastic resume can re-split
+    # over another number of ranks (data/elastic.py; DocStream sets it); None: it cannot.
+    info: Any = None
+    balance_by_words: bool = True  # ranks' shares hold equal words (else equal docs); see DocStream
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.position = int(epoch), 0

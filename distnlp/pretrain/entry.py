@@ -8,10 +8,10 @@ from typing import Any
 from ..training.entry import Entry
 from ..training.env import WorkerEnv
 from ..training.loop import run_objective
-from ..config.settings import pretrain_settings
+from ..config.settings import pretrain_run
 from .objective import PretrainObjective
 
-PRETRAIN = Entry("pretrain", "pretrain", pretrain_settings, PretrainObjective)
+PRETRAIN = Entry("pretrain", "pretrain", pretrain_run, PretrainObjective)
 
 
 def run_pretrain_worker(config: Mapping[str, Any], env: WorkerEnv | None = None, **kwargs: Any) -> dict[str, Any]:

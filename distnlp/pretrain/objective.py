@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import registry
-from ..config.settings import CorpusSettings, DistributedSettings, LoopSettings
+from ..config.settings import RunSettings
 from ..data.doc import Doc
 from ..errors import ConfigError
 from ..models.tok2vec import features_to
@@ -54,17 +54,17 @@ class MaskedBatch:
 class PretrainObjective:
     loss_names = [LOSS]
 
-    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, console: Console | None = None) -> None:
+    def __init__(self, config: Mapping[str, Any], run: RunSettings, env: WorkerEnv, console: Console | None = None) -> None:
         pcfg = pretrain_section(config)
+        settings, corpus = run.loop, run.corpus
         self.config, self.settings, self.env = config, settings, env
         self.console = (console or TerminalConsole()) if env.is_rank_zero else None  # under Ray: relayed to the driver
         self.device = torch.device(env.device)
         self.model, self.where = build_pretrain_model(config)
         self.dropout = float(settings.dropout or 0.0)
         self.mask_prob = float(pcfg.get("mask_prob", 0.15))
-        corpus = CorpusSettings.from_config(config)
         text = corpus.required("raw_text")
-        batcher = registry.resolve(pcfg["batcher"], "pretrain.batcher")
+        batcher = registry.resolve(run.batcher.node, run.batcher.path)
         min_length, max_length = int(pcfg.get("min_length", 0) or 0), int(pcfg.get("max_length", 0) or 0)
 
         def make_batches(rank: int, world_size: int) -> ResumableBatches:
@@ -72,7 +72,7 @@ class PretrainObjective:
                                       infinite=True, min_length=min_length, max_length=max_length)
             return ResumableBatches(stream, batcher)
 
-        if DistributedSettings.from_config(config).keep_global_batch:
+        if run.distributed.keep_global_batch:
             # hosting several data ranks needs each one's own masking generator: not built
             raise ConfigError("distributed.keep_global_batch", "pretraining cannot host several data ranks per replica",
                               "leave it false: pretraining resumed on another number of replicas re-splits the epoch")

@@ -52,7 +52,7 @@ class SplitAnnotator:
 
 def annotate_on_ray(model: str, plan: Plan, todo: list[Split], out: OutputDir, settings: AnnotateSettings, *, copy_format: str | None,
                     trust_code: bool, progress: Progress) -> None:
-    connect(settings.dist_config())
+    connect(settings.connection())
     gpu = _use_gpu(settings)
     actors = settings.num_workers or (int(ray.cluster_resources().get("GPU", 0)) if gpu else 2)
     actors = max(1, min(actors, len(todo)))

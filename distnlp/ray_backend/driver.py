@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 RESIZE_MONITOR_INTERVAL_S = 60.0
 
 
-def connect(dist_cfg: dict[str, Any]) -> None:
+def connect(dist: DistributedSettings) -> None:
     """Join the cluster at distributed.address (or RAY_ADDRESS), else start a private local Ray.
 
     Private means `address="local"`: a bare ray.init() would instead join whatever cluster the
@@ -41,9 +41,9 @@ def connect(dist_cfg: dict[str, Any]) -> None:
     """
     if ray.is_initialized():
         return
-    quiet = RayLogging.from_settings(DistributedSettings.from_config({"distributed": dist_cfg}))
-    address = dist_cfg.get("address") or os.environ.get("RAY_ADDRESS")
-    timeout_s = float(dist_cfg.get("connect_timeout_s") or 120)
+    quiet = RayLogging.from_settings(dist)
+    address = dist.address or os.environ.get("RAY_ADDRESS")
+    timeout_s = float(dist.connect_timeout_s or 120)
     if address:
         what = f"the Ray cluster at {address}"
         fix = ("check that it is running and reachable from here (`ray status --address ...`), or unset "
@@ -57,14 +57,14 @@ def connect(dist_cfg: dict[str, Any]) -> None:
                "distributed.connect_timeout_s on a loaded machine")
         with loopback_only():
             run_with_deadline(
-                lambda: ray.init(address="local", num_cpus=dist_cfg.get("num_cpus"), include_dashboard=False,
+                lambda: ray.init(address="local", num_cpus=dist.num_cpus, include_dashboard=False,
                                  _node_ip_address="127.0.0.1", **quiet.init_kwargs()),
                 timeout_s, "a private local Ray", fix,
             )
 
 
-def use_gpu(dist_cfg: dict[str, Any]) -> bool:
-    setting = dist_cfg.get("use_gpu", "auto")
+def use_gpu(dist: DistributedSettings) -> bool:
+    setting = dist.use_gpu
     if setting == "auto":
         return ray.cluster_resources().get("GPU", 0) >= 1
     return bool(setting)
@@ -72,10 +72,9 @@ def use_gpu(dist_cfg: dict[str, Any]) -> bool:
 
 def train_on_ray(config: dict[str, Any], entry: Entry = TRAIN, on_prepared: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run `distnlp train` (TRAIN) or `distnlp pretrain` (PRETRAIN, pretrain/entry.py) on Ray."""
-    dist_cfg = dict(config.get("distributed") or {})
-    dist = DistributedSettings.from_config(config)
     config = absolute_paths(config)
-    settings = entry.settings(config)
+    run_settings = entry.settings(config)  # once, here: the workers get these, not a config to parse
+    settings, dist = run_settings.loop, run_settings.distributed
     section = entry.section
     output_dir = Path(settings.output_dir)
     run_name = dist.run_name
@@ -91,8 +90,8 @@ def train_on_ray(config: dict[str, Any], entry: Entry = TRAIN, on_prepared: Call
                                   checkpoint_dirs=[local_run_dir] if local_run_dir is not None else [])
     if on_prepared is not None:
         on_prepared()
-    connect(dist_cfg)
-    gpu = use_gpu(dist_cfg)
+    connect(dist)
+    gpu = use_gpu(dist)
     resources = dict(dist.resources_per_worker or {"CPU": 1})
     if gpu:
         resources.setdefault("GPU", 1)
@@ -101,6 +100,7 @@ def train_on_ray(config: dict[str, Any], entry: Entry = TRAIN, on_prepared: Call
     loop_config = {
         "config": config,
         "entry": entry.name,
+        "settings": run_settings,
         "use_gpu": gpu,
         "cpus_per_worker": max(1, int(resources.get("CPU", 1))),
         "code_source": Path(code).read_text() if code else None,

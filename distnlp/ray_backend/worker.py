@@ -15,7 +15,6 @@ from ..training.env import WorkerEnv
 from ..pretrain.entry import PRETRAIN
 from ..training.loop import TRAIN, run_objective
 from ..training.run_identity import RunIdentity
-from ..config.settings import DistributedSettings
 from ..training.setup import setup_worker
 from .coordinator import RayCoordinator
 from .relay import RelayConsole, relay_logs
@@ -30,7 +29,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     use_gpu = bool(loop_config.get("use_gpu")) and torch.cuda.is_available()
     device = f"cuda:{local_rank}" if use_gpu else "cpu"
     env = WorkerEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
-    worker = setup_worker(env, DistributedSettings.from_config(config), cpus_per_worker=int(loop_config["cpus_per_worker"]))
+    settings = loop_config["settings"]  # RunSettings, built once by the driver
+    worker = setup_worker(env, settings.distributed, cpus_per_worker=int(loop_config["cpus_per_worker"]))
     identity = RunIdentity.from_dict(loop_config["identity"])
     coordinator = RayCoordinator(rank=rank, world_size=world_size, gather=worker.gather, identity=identity, run_dir=loop_config.get("run_dir"))
     queue = loop_config.get("console_queue")
@@ -38,7 +38,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if queue is not None:
         relay_logs(queue, rank)
     entry = ENTRIES[loop_config.get("entry", "train")]
-    run_objective(config, entry, env, worker=worker, coordinator=coordinator, identity=identity, console=console)
+    run_objective(config, entry, env, settings=settings, worker=worker, coordinator=coordinator, identity=identity, console=console)
 
 
 def _import_user_code(config: dict[str, Any], source: str | None) -> dict[str, Any]:

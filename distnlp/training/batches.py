@@ -30,6 +30,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..data.batching import SizedBatch
+from ..data.cursor import CursorStream
 from ..data.doc import Doc
 from ..data.elastic import resplit
 from ..data.shuffle_window import shuffled_windows
@@ -40,7 +42,6 @@ Cursor = tuple[int, int]
 _TAG = "_distnlp_cursor"
 
 log = logging.getLogger(__name__)
-_PLAIN = object()  # a batch that does not say which size formed it
 
 
 def accepts_start(batcher: Callable[..., Any]) -> bool:
@@ -53,7 +54,7 @@ def accepts_start(batcher: Callable[..., Any]) -> bool:
 
 
 class ResumableBatches:
-    def __init__(self, stream: Any, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]], *, shuffle_words: int = 0) -> None:
+    def __init__(self, stream: CursorStream, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]], *, shuffle_words: int = 0) -> None:
         """`shuffle_words` > 0: the batcher reads docs shuffled in windows of that many words
         (data/shuffle_window.py; corpus.shuffle_words)."""
         self.stream = stream
@@ -106,8 +107,7 @@ class ResumableBatches:
     def _open_epoch_docs(self) -> Iterator[Doc]:
         if int(self.stream.epoch) > self.open_epoch:
             return iter(())  # this rank is done with the open epoch: it waits for the others
-        rest = getattr(self.stream, "rest_of_epoch", None)
-        return rest() if rest is not None else iter(self.stream)
+        return self.stream.rest_of_epoch()
 
     def _tagged(self) -> Iterator[Doc]:
         before = self.stream.state_dict()
@@ -132,7 +132,7 @@ class ResumableBatches:
         if self.shuffle_words > 0:
             # Seeded from where this session starts, so a resumed run shuffles as the uninterrupted one.
             at = self.stream.state_dict()
-            seed = [int(getattr(self.stream, "seed", 0)), int(getattr(self.stream, "rank", 0)), int(at["epoch"]), int(at["position"])]
+            seed = [int(self.stream.seed), int(self.stream.rank), int(at["epoch"]), int(at["position"])]
             docs = shuffled_windows(docs, self.shuffle_words, seed, epoch_of=lambda doc: doc.user_data[_TAG][0])
         self._iter = iter(self.batcher(docs, start=self.size_index) if self._takes_start else self.batcher(docs))
 
@@ -148,11 +148,10 @@ class ResumableBatches:
                 self._emitted_after[cursor] = max(len(doc), 1)  # as `CorpusInfo.row_words` counts it
         self._num_batches += 1
         self.batches_emitted += 1
-        index = getattr(batch, "size_index", _PLAIN)
-        if index is _PLAIN:
+        if not isinstance(batch, SizedBatch):  # a user's batcher: each batch is one size step
             self.size_index += 1
-        elif index is not None:
-            self.size_index = int(index) + 1
+        elif batch.size_index is not None:  # None: an oversize doc alone, which advances nothing
+            self.size_index = int(batch.size_index) + 1
         if self._num_batches % 1024 == 0:
             # Only cursors after the earliest pending doc matter; keep the set small.
             first = next(iter(self._pending), None)
@@ -184,13 +183,13 @@ class ResumableBatches:
     def load_resplit(self, states: list[dict[str, Any]]) -> None:
         """Continue a checkpoint of len(states) replicas on this stream's world size (elastic
         resume, data/elastic.py): this rank takes its share of what the epoch has left."""
-        info = getattr(self.stream, "info", None)
+        info = self.stream.info
         if info is None:
             raise CheckpointError(f"this data stream ({type(self.stream).__name__}) cannot continue on a different number "
                                   f"of replicas ({len(states)} saved); resume with distributed.num_workers={len(states)}, "
                                   "or with distributed.keep_global_batch=true (each replica then hosts several saved ones)")
         mine, = resplit(info, states, int(self.stream.world_size), shuffle=bool(self.stream.shuffle),
-                        by_words=bool(getattr(self.stream, "balance_by_words", True)), ranks=[int(self.stream.rank)])
+                        by_words=self.stream.balance_by_words, ranks=[int(self.stream.rank)])
         self.load_state_dict(mine)
 
     def restart(self) -> None:

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import CheckpointError
 from . import checkpoint as ckpt
@@ -33,6 +33,18 @@ Gather = Callable[[Any], list[Any]]
 
 def _local_gather(obj: Any) -> list[Any]:
     return [obj]
+
+
+class Coordinator(Protocol):
+    """Where the loop's checkpoints go: files (FileCoordinator) or Ray Train's storage
+    (ray_backend/coordinator.py). Both call every rank; both write through training/checkpoint.py."""
+
+    failure: "FailureInjection"  # set by the loop: a resumed run is never failed again
+
+    def restore(self, *, nlp: Any, optimizer: Any, averages: Any, stream: Any) -> dict[str, Any] | None: ...
+
+    def checkpoint(self, *, step: int, nlp: Any, optimizer: Any, averages: Any, stream: Any, state: dict[str, Any],
+                   metrics: dict[str, Any] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..config.settings import LoopSettings
-from .coordinator import FailureInjection
+from .coordinator import Coordinator, FailureInjection
 from .env import WorkerEnv
 from .loop_state import LoopState, SavePoint
 from .objective import Objective
@@ -28,7 +28,7 @@ from .step import LocalReducer, Reducer, StepResult, optimizer_step
 
 
 def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, reducer: Reducer | None = None,
-             coordinator: Any = None, failure: FailureInjection | None = None) -> dict[str, Any]:
+             coordinator: Coordinator | None = None, failure: FailureInjection | None = None) -> dict[str, Any]:
     reducer = reducer or LocalReducer()
     model = objective.model
     optimizer, learn_rate = build_optimizer(model, settings.optimizer)
@@ -43,7 +43,7 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
         state = LoopState.from_dict(restored)
     resumed = restored is not None
     failure = FailureInjection(failure.step, failure.in_checkpoint, armed=not resumed) if failure else FailureInjection(armed=False)
-    if coordinator is not None and hasattr(coordinator, "failure"):
+    if coordinator is not None:
         coordinator.failure = failure
     objective.start(state, resumed=resumed, averages=averages)
     model.train()
@@ -72,9 +72,7 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
         if point.epoch_done:
             state.epoch, state.batch_in_epoch = epoch_now, 0
             # Every rank has trained on its share of the epoch: all open the next one together.
-            begin = getattr(batches, "begin_epoch", None)
-            if begin is not None:
-                begin(epoch_now)
+            batches.begin_epoch(epoch_now)
         # `last` first: evaluation and saving below then happen on the final step too.
         point.last = _finished(settings, state)
         objective.after_step(state, result, lr=learn_rate(state.step - 1), data_time=t_data)

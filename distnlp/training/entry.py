@@ -12,12 +12,12 @@ from typing import Any
 from .console import Console
 from .env import WorkerEnv
 from .objective import Objective
-from ..config.settings import LoopSettings
+from ..config.settings import RunSettings
 
 
 @dataclass(frozen=True)
 class Entry:
     name: str  # "train", "pretrain": what a Ray worker is told to run, and the run's kind on disk
     section: str  # the config section of its loop settings ("training", "pretrain")
-    settings: Callable[[Mapping[str, Any]], LoopSettings]
-    objective: Callable[[Mapping[str, Any], LoopSettings, WorkerEnv, Console | None], Objective]
+    settings: Callable[[Mapping[str, Any]], RunSettings]  # the launcher builds them once, from the composed config
+    objective: Callable[[Mapping[str, Any], RunSettings, WorkerEnv, Console | None], Objective]

@@ -18,13 +18,13 @@ from torch import nn
 
 from .. import registry
 from .console import Console
-from .coordinator import FailureInjection, FileCoordinator
+from .coordinator import Coordinator, FailureInjection, FileCoordinator
 from .engine import run_loop
 from .entry import Entry
 from .env import WorkerEnv
-from .pipeline_objective import PipelineObjective, build_pipeline, load_vectors, score_weights  # noqa: F401 (re-exported)
+from .pipeline_objective import PipelineObjective, build_pipeline
 from .run_identity import RunIdentity, prepare_output_dir
-from ..config.settings import DistributedSettings, LoopSettings, training_settings
+from ..config.settings import LoopSettings, RunSettings, training_run
 from .setup import Worker, check_same_weights, setup_worker
 from .step import Reducer
 
@@ -54,42 +54,45 @@ def run_objective(
     entry: Entry,
     env: WorkerEnv | None = None,
     *,
+    settings: RunSettings | None = None,
     worker: Worker | None = None,
-    coordinator: Any = None,
+    coordinator: Coordinator | None = None,
     identity: RunIdentity | None = None,
     make_reducer: Callable[[nn.Module], Reducer] | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run `entry` (TRAIN here, PRETRAIN in pretrain/entry.py) on this replica; returns a summary.
+    `settings`: built by the launcher from this config (built here when a caller passes none).
     `console`: where rank 0's table and progress go (default: this process's terminal)."""
     env = env or (worker.env if worker else WorkerEnv())
-    settings = entry.settings(config)
+    run = settings or entry.settings(config)
+    loop_settings = run.loop
     registry.import_code(config.get("code"))
-    dist = DistributedSettings.from_config(config)
+    dist = run.distributed
     worker = worker or setup_worker(env, dist)
     if identity is None:
-        identity = establish_identity(config, entry, settings, worker)
+        identity = establish_identity(config, entry, loop_settings, worker)
 
     # Every rank builds the same initial weights from the same seed; dropout and masks differ.
-    seed_everything(settings.seed)
-    objective = entry.objective(config, settings, env, console)
+    seed_everything(loop_settings.seed)
+    objective = entry.objective(config, run, env, console)
     if env.world_size > 1:  # a rank that built other weights would train another model, silently
         check_same_weights(objective.model, worker.gather)
-    seed_everything(settings.seed + 1000 * env.rank)
+    seed_everything(loop_settings.seed + 1000 * env.rank)
     objective.model.to(worker.device)
     reducer = make_reducer(objective.model) if make_reducer is not None else worker.make_reducer(objective.model)
-    if coordinator is None and settings.checkpoints_to_keep > 0:
-        coordinator = FileCoordinator(checkpoint_dir(settings), rank=env.rank, world_size=env.world_size, keep=settings.checkpoints_to_keep,
+    if coordinator is None and loop_settings.checkpoints_to_keep > 0:
+        coordinator = FileCoordinator(checkpoint_dir(loop_settings), rank=env.rank, world_size=env.world_size, keep=loop_settings.checkpoints_to_keep,
                                       gather=worker.gather, identity=identity)
     failure = FailureInjection(dist.fail_at_step, dist.fail_in_checkpoint)
-    return run_loop(objective, settings, env, reducer=reducer, coordinator=coordinator, failure=failure)
+    return run_loop(objective, loop_settings, env, reducer=reducer, coordinator=coordinator, failure=failure)
 
 
-def pipeline_objective(config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, console: Console | None) -> PipelineObjective:
-    return PipelineObjective(config, settings, env, build_pipeline(config), console)
+def pipeline_objective(config: Mapping[str, Any], settings: RunSettings, env: WorkerEnv, console: Console | None) -> PipelineObjective:
+    return PipelineObjective(config, settings, env, build_pipeline(config, settings.corpus), console)
 
 
-TRAIN = Entry("train", "training", training_settings, pipeline_objective)
+TRAIN = Entry("train", "training", training_run, pipeline_objective)
 
 
 def run_worker(config: Mapping[str, Any], env: WorkerEnv | None = None, **kwargs: Any) -> dict[str, Any]:

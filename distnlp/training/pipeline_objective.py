@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .. import registry
-from ..config.settings import CorpusSettings, DistributedSettings, LoopSettings
+from ..config.settings import CorpusSettings, EvaluationSettings, RunSettings
 from ..data.doc import Doc
 from ..data.mixture import CORPUS_KEY, open_training_stream
 from ..data.stream import read_docs
@@ -45,20 +45,11 @@ def load_vectors(config: Mapping[str, Any]) -> Any:
     return Vectors.from_disk(setting)
 
 
-def first_batch_words(batcher: Mapping[str, Any]) -> float | None:
-    """The batch size (words) a batcher config starts at: its `size`, or its schedule's `start`."""
-    size = batcher.get("size") if isinstance(batcher, Mapping) else None
-    if isinstance(size, (int, float)) and not isinstance(size, bool):
-        return float(size)
-    if isinstance(size, Mapping) and isinstance(size.get("start"), (int, float)):
-        return float(size["start"])
-    return None
-
-
-def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
-    """A fresh pipeline for the config, labels from the training corpus."""
+def build_pipeline(config: Mapping[str, Any], corpus: CorpusSettings | None = None) -> Pipeline:
+    """A fresh pipeline for the config, labels from the training corpus (`corpus`: the run's
+    settings; read from the config where a caller outside a run has none)."""
     registry.import_code(config.get("code"))
-    train_paths = [e.path for e in CorpusSettings.from_config(config).train_corpora()]
+    train_paths = [e.path for e in (corpus or CorpusSettings.from_config(config)).train_corpora()]
     labels = pipeline_labels(config, train_paths)  # several corpora: the union of their labels
     nlp = Pipeline(config, labels, load_vectors(config))
     if not nlp.pipe_names:
@@ -69,10 +60,9 @@ def build_pipeline(config: Mapping[str, Any]) -> Pipeline:
     return nlp
 
 
-def score_weights(config: Mapping[str, Any], nlp: Pipeline) -> dict[str, float | None]:
-    explicit = (config.get("training") or {}).get("score_weights")
-    if explicit:
-        return dict(explicit)
+def score_weights(config: Mapping[str, Any], evaluation: EvaluationSettings, nlp: Pipeline) -> dict[str, float | None]:
+    if evaluation.score_weights:
+        return dict(evaluation.score_weights)
     weights: dict[str, float | None] = {}
     for name in nlp.pipe_names:
         weights.update(config["components"][name].get("score_weights") or {})
@@ -98,31 +88,29 @@ class PipelineLosses:
 
 
 class PipelineObjective(PipelineLosses):
-    def __init__(self, config: Mapping[str, Any], settings: LoopSettings, env: WorkerEnv, nlp: Pipeline, console: Console | None = None) -> None:
+    def __init__(self, config: Mapping[str, Any], run: RunSettings, env: WorkerEnv, nlp: Pipeline, console: Console | None = None) -> None:
         super().__init__(nlp)
+        settings, corpus, evaluation = run.loop, run.corpus, run.evaluation or EvaluationSettings()
         self.config, self.settings, self.env = config, settings, env
         # Only rank 0 talks to the user; under Ray its console relays to the driver.
         self.console = (console or TerminalConsole()) if env.is_rank_zero else None
         self.device = torch.device(env.device)
-        tcfg = config["training"]
-        corpus = CorpusSettings.from_config(config)
-        batcher = registry.resolve(tcfg["batcher"], "training.batcher")
+        batcher = registry.resolve(run.batcher.node, run.batcher.path)
 
         def make_batches(rank: int, world_size: int) -> ResumableBatches:
             # One corpus: its DocStream; several: their per-rank streams interleaved (data/mixture.py).
             stream = open_training_stream(
                 corpus.train_corpora(), temperature=corpus.temperature, rank=rank, world_size=world_size, seed=settings.seed,
                 shuffle=corpus.shuffle, min_length=corpus.min_length, max_length=corpus.max_length,
-                first_batch_words=first_batch_words(tcfg["batcher"]),
+                first_batch_words=run.batcher.first_batch_words,
             )
             return ResumableBatches(stream, batcher, shuffle_words=corpus.shuffle_words if corpus.shuffle else 0)
 
-        keep = DistributedSettings.from_config(config).keep_global_batch
-        self.batches = DataRanks(make_batches, env.rank, env.world_size, keep_global_batch=keep)
-        self.weights = score_weights(config, nlp)
-        self.dev_docs = _dev_docs(corpus.dev_sets(), env, int(tcfg.get("max_eval_docs", 0) or 0))
+        self.batches = DataRanks(make_batches, env.rank, env.world_size, keep_global_batch=run.distributed.keep_global_batch)
+        self.weights = score_weights(config, evaluation, nlp)
+        self.dev_docs = _dev_docs(corpus.dev_sets(), env, evaluation.max_eval_docs)
         self.output_dir = Path(settings.output_dir)
-        self.draw_curves = bool(tcfg.get("curves", True))
+        self.draw_curves = evaluation.curves
         self.logger: TrainingLogger | None = None
         self._losses = {name: 0.0 for name in self.loss_names}
         self._words, self._t0 = 0, time.perf_counter()

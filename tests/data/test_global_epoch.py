@@ -177,9 +177,12 @@ def test_long_documents_are_shared_by_documents() -> None:
     batches: 28.9% empty replica-steps by words, 1.3% by documents)."""
     from distnlp.config.corpora import CorpusEntry
     from distnlp.data.mixture import open_training_stream
-    from distnlp.training.pipeline_objective import first_batch_words
+    from distnlp.config.settings import BatcherSettings
 
     entries = [CorpusEntry("train", str(DEMO_DATA / "train"))]  # 380 words per doc on average
+    def first_batch_words(node: dict) -> float | None:
+        return BatcherSettings.from_config({"_use_": "distnlp.batch_by_words.v1", **node}, "training.batcher").first_batch_words
+
     assert first_batch_words({"size": {"_use_": "distnlp.compounding.v1", "start": 100, "stop": 1000}}) == 100
     assert first_batch_words({"size": 2000}) == 2000 and first_batch_words({}) is None
     for start, by_words in ((100, False), (2000, True), (None, True)):

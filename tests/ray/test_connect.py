@@ -14,6 +14,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from distnlp.config.settings import DistributedSettings  # noqa: E402
 from distnlp.errors import DistnlpError  # noqa: E402
 from distnlp.ray_backend import driver  # noqa: E402
 from distnlp.ray_backend.connection import host_port  # noqa: E402
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 
 def test_no_address_starts_a_private_local_ray(fake_init: list[dict[str, Any]]) -> None:
-    driver.connect({"num_cpus": 2})
+    driver.connect(DistributedSettings(num_cpus=2))
     (kw,) = fake_init
     assert kw["address"] == "local" and kw["_node_ip_address"] == "127.0.0.1" and kw["num_cpus"] == 2
 
@@ -44,7 +45,7 @@ def test_unreachable_address_fails_fast_naming_it(fake_init: list[dict[str, Any]
     address = f"127.0.0.1:{_free_port()}"  # nothing listens there
     start = time.monotonic()
     with pytest.raises(DistnlpError, match=rf"cannot reach the Ray cluster at {address}.*distributed.address"):
-        driver.connect({"address": address})
+        driver.connect(DistributedSettings(address=address))
     assert time.monotonic() - start < 10 and fake_init == []
 
 
@@ -57,7 +58,7 @@ def test_a_hanging_connection_times_out(monkeypatch: pytest.MonkeyPatch) -> None
         server.listen()
         address = f"127.0.0.1:{server.getsockname()[1]}"
         with pytest.raises(DistnlpError, match=rf"connecting to the Ray cluster at {address} did not finish within 0.5s"):
-            driver.connect({"address": address, "connect_timeout_s": 0.5})
+            driver.connect(DistributedSettings(address=address, connect_timeout_s=0.5))
     never.set()
 
 
@@ -68,7 +69,7 @@ def test_a_failed_connection_names_the_address(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(driver.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(driver.ray, "init", refuse)
     with pytest.raises(DistnlpError, match=r"cannot connect to the Ray cluster at auto: Could not find any running Ray instance\. \("):
-        driver.connect({"address": "auto"})
+        driver.connect(DistributedSettings(address="auto"))
 
 
 def test_host_port() -> None:
@@ -90,7 +91,7 @@ def test_stale_current_cluster_file_is_ignored(monkeypatch: pytest.MonkeyPatch) 
     stale.parent.mkdir(parents=True)
     stale.write_text(f"127.0.0.1:{_free_port()}")
     try:
-        driver.connect({"num_cpus": 1, "connect_timeout_s": 90})
+        driver.connect(DistributedSettings(num_cpus=1, connect_timeout_s=90))
         assert ray.is_initialized()
         assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
     finally:
