@@ -15,7 +15,7 @@ from .. import registry
 from ..data.doc import Doc, join_morph  # noqa: F401  (join_morph: re-exported for training.labels)
 from ..errors import ConfigError
 from ..lemma.edit_trees import apply_tree, tree_for
-from ..models.heads_parser import bounded_starts, sentence_starts
+from ..models.heads.parser import bounded_starts, sentence_starts
 
 IGNORE = -100
 DEFAULT_MAX_SENTENCE_LENGTH = 256  # words; EWT's longest sentence has 159

@@ -56,7 +56,7 @@ def side_distnlp(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     import distnlp
-    import distnlp.models.heads_parser as heads_parser
+    import distnlp.models.heads.parser as heads_parser
     import distnlp.models.mst_batch as mst_batch
 
     nlp = distnlp.load(args.model)

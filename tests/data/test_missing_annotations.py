@@ -16,8 +16,8 @@ from distnlp.data.doc import Doc
 from distnlp.data.schema import CORPUS_SCHEMA
 from distnlp.data.stream import DocStream, read_docs
 from distnlp.errors import CorpusError
-from distnlp.models.heads_common import IGNORE
-from distnlp.models.heads_ner import NERHead
+from distnlp.models.heads.common import IGNORE
+from distnlp.models.heads.ner import NERHead
 from distnlp.pipeline.components import MorphologizerComponent, SenterComponent, TokenLabelComponent
 from distnlp.scoring import score
 

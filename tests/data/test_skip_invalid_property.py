@@ -13,8 +13,8 @@ from distnlp.data.convert import ConvertReport, join_ner, read_conllu, read_iob,
 from distnlp.data.doc import Doc
 from distnlp.data.stream import read_docs
 from distnlp.models.biluo import biluo_tags_from_spans, iob2_tags_from_spans
-from distnlp.models.heads_common import IGNORE
-from distnlp.models.heads_ner import NERHead
+from distnlp.models.heads.common import IGNORE
+from distnlp.models.heads.ner import NERHead
 
 WORDS = ["Ann", "Bob", "Paris", "in", "sang", "the", "big", "Acme"]
 LABELS = ["LOC", "ORG", "PER"]

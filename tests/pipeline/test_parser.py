@@ -109,7 +109,7 @@ def test_parses_within_the_given_sentences_or_the_whole_doc() -> None:
 def test_decoding_in_length_groups_equals_one_padded_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Inference scores sentences in groups of similar length under a budget; the trees and labels
     must be those of scoring every sentence padded together (a budget nothing exceeds)."""
-    import distnlp.models.heads_parser as heads_parser
+    import distnlp.models.heads.parser as heads_parser
 
     nlp = _random_parser_pipeline("[parser]")
     docs = [_doc(40, [0, 3, 4, 20, 22]), _doc(9, None), _doc(1, [0]), _doc(25, [0, 12, 13])]
@@ -177,7 +177,7 @@ def test_bad_parser_setting_is_a_config_error_naming_the_key() -> None:
 
 
 def test_optional_bilstm_keeps_sentences_apart_and_learns() -> None:
-    from distnlp.models.heads_parser import BiaffineParserHead
+    from distnlp.models.heads.parser import BiaffineParserHead
 
     torch.manual_seed(0)
     head = BiaffineParserHead(arc_width=16, label_width=8, lstm_width=8).initialize(12, ["root", "dep"])

@@ -18,7 +18,7 @@ from distnlp.cli.main import main
 from distnlp.data.convert.conllu_out import doc_to_conllu
 from distnlp.data.doc import Doc
 from distnlp.data.stream import read_docs
-from distnlp.models.heads_parser import bounded_starts
+from distnlp.models.heads.parser import bounded_starts
 from distnlp.models.mst import is_tree
 from distnlp.pipeline.components import paragraph_aware_starts
 from distnlp.pipeline.pipeline import Pipeline
@@ -181,7 +181,7 @@ def test_gold_sents_keeps_the_gold_sentences(trained_raw_model: Path, tmp_path: 
 
 def test_a_parser_that_annotated_can_still_train() -> None:
     """Cached helpers made under inference_mode must not leak into training's autograd."""
-    from distnlp.models import heads_parser
+    from distnlp.models.heads import parser as heads_parser
 
     heads_parser._BUCKETS.clear()
     nlp = _random_parser_pipeline("[parser]")

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..registry import architectures
-from .biluo import Spans, allowed_transitions, biluo_labels, biluo_tags_from_spans, spans_from_biluo_tags, viterbi_decode
-from .heads_common import IGNORE, Head, full_precision, zero_loss
+from ...registry import architectures
+from ..biluo import Spans, allowed_transitions, biluo_labels, biluo_tags_from_spans, spans_from_biluo_tags, viterbi_decode
+from .common import IGNORE, Head, full_precision, zero_loss
 
 __all__ = ["NERHead", "ner_head", "pad_flat"]
 

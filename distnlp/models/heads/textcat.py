@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..registry import architectures
-from .heads_common import Head, full_precision, zero_loss
+from ...registry import architectures
+from .common import Head, full_precision, zero_loss
 
 __all__ = ["POOLINGS", "TextcatHead", "pool_docs", "textcat_head", "textcat_multilabel_head"]
 

@@ -7,10 +7,10 @@ Build in two steps: `head = registry.resolve({"_use_": "distnlp.TaggerHead.v1", 
 """
 from __future__ import annotations
 
-from .heads_common import IGNORE, Head, encode_token_labels, zero_loss
-from .heads_ner import NERHead, ner_head, pad_flat
-from .heads_parser import BiaffineParserHead, biaffine_parser_head
-from .heads_tagging import (
+from .common import IGNORE, Head, encode_token_labels, zero_loss
+from .ner import NERHead, ner_head, pad_flat
+from .parser import BiaffineParserHead, biaffine_parser_head
+from .tagging import (
     SENTER_LABELS,
     TaggerHead,
     force_first_token,
@@ -20,7 +20,7 @@ from .heads_tagging import (
     split_morph_label,
     tagger_head,
 )
-from .heads_textcat import TextcatHead, pool_docs, textcat_head, textcat_multilabel_head
+from .textcat import TextcatHead, pool_docs, textcat_head, textcat_multilabel_head
 
 __all__ = [
     "BiaffineParserHead",

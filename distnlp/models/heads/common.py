@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .layers import Maxout
+from ..layers import Maxout
 
 __all__ = ["IGNORE", "Head", "encode_token_labels", "full_precision", "zero_loss"]
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..registry import architectures
-from .heads_common import IGNORE, Head, full_precision, zero_loss
+from ...registry import architectures
+from .common import IGNORE, Head, full_precision, zero_loss
 
 __all__ = [
     "SENTER_LABELS",

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..registry import architectures
-from .heads_common import IGNORE, full_precision, zero_loss
+from ...registry import architectures
+from .common import IGNORE, full_precision, zero_loss
 
 __all__ = ["BiaffineParserHead", "ROOT_LABELS", "biaffine_parser_head", "bounded_starts", "distance_buckets", "segment"]
 
@@ -265,7 +265,7 @@ class BiaffineParserHead(nn.Module):
         Sentences are scored in groups of similar length under an element budget: padding every
         sentence of a batch to its longest one made the arc tensors [S, T, T + 1] 50x larger
         than the sentences (one 150-word sentence among 2,500 short ones: GBs at inference)."""
-        from .mst_batch import decode_batch  # lazy: numba compiles (or loads from its cache) on first use
+        from ..mst_batch import decode_batch  # lazy: numba compiles (or loads from its cache) on first use
 
         scores = self.projections(scores, starts)
         n_tokens = scores["arc_dep"].shape[0]
