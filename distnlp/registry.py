@@ -39,7 +39,6 @@ KINDS = (
     "annotation_setters",
     "schedules",
     "objectives",
-    "readers",
     "batchers",
     "vectors",
 )
@@ -88,7 +87,6 @@ poolers = _REGISTRIES["poolers"]
 annotation_setters = _REGISTRIES["annotation_setters"]
 schedules = _REGISTRIES["schedules"]
 objectives = _REGISTRIES["objectives"]
-readers = _REGISTRIES["readers"]
 batchers = _REGISTRIES["batchers"]
 vectors = _REGISTRIES["vectors"]
 

@@ -12,15 +12,13 @@ import dataclasses
 import gc
 import itertools
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..errors import ConfigError, CorpusError
-from ..registry import readers
 from .cursor import CursorStream
 from .doc import Doc
 from .schema import CORPUS_SCHEMA
@@ -399,31 +397,4 @@ def count_words(path: str | os.PathLike[str], label: str | None = None) -> int:
     return int(counts["words"])
 
 
-@dataclass(frozen=True)
-class ParquetCorpus:
-    """A configured corpus; called with the runtime values on each replica (picklable for Ray)."""
-
-    path: str
-    shuffle: bool = True
-    min_length: int = 0
-    max_length: int = 0
-    infinite: bool = False
-    columns: tuple[str, ...] | None = None
-    label: str | None = None  # the config key, e.g. "corpus.train", for error messages
-
-    def __call__(self, rank: int = 0, world_size: int = 1, seed: int = 0) -> DocStream:
-        return DocStream(
-            self.path, rank=rank, world_size=world_size, seed=seed, shuffle=self.shuffle,
-            infinite=self.infinite, columns=None if self.columns is None else list(self.columns),
-            min_length=self.min_length, max_length=self.max_length, label=self.label,
-        )
-
-
-@readers("distnlp.ParquetCorpus.v1")
-def configure_parquet_corpus(
-    path: str, shuffle: bool = True, min_length: int = 0, max_length: int = 0, label: str | None = None
-) -> Callable[[int, int, int], DocStream]:
-    return ParquetCorpus(path=str(path), shuffle=shuffle, min_length=min_length, max_length=max_length, label=label)
-
-
-__all__ = ["DocStream", "ParquetCorpus", "read_docs", "count_words", "table_to_docs"]
+__all__ = ["DocStream", "read_docs", "count_words", "table_to_docs"]

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distnlp.data.shards import open_corpus
-from distnlp.data.stream import DocStream, ParquetCorpus, count_words, read_docs
+from distnlp.data.stream import DocStream, count_words, read_docs
 from distnlp.errors import CorpusError
 
 
@@ -27,8 +27,6 @@ def test_corrupt_page_names_the_corpus(corpus_writer: Any, tmp_path: Path) -> No
         list(read_docs(tmp_path, label="corpus.dev"))
     with pytest.raises(CorpusError, match=r"^corpus\.train: shard-00000\.parquet row group 1"):
         list(DocStream(tmp_path, shuffle=False, label="corpus.train"))
-    with pytest.raises(CorpusError, match=r"^corpus\.train: shard-00000\.parquet row group 1"):
-        list(ParquetCorpus(str(tmp_path), shuffle=False, label="corpus.train")())
     with pytest.raises(CorpusError, match=r"^shard-00000\.parquet row group 1"):  # no label: as before
         list(read_docs(tmp_path))
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import tempfile
 from itertools import islice
 from pathlib import Path
@@ -19,7 +18,6 @@ from distnlp.data.schema import CORPUS_SCHEMA
 from distnlp.data.shards import epoch_pieces, open_corpus, rank_span
 from distnlp.data.stream import DocStream, count_words, read_docs
 from distnlp.errors import ConfigError, CorpusError
-from distnlp.registry import readers
 
 FIELDS = ("words", "spaces", "doc_id", "sent_starts", "tags", "pos", "morphs", "lemmas", "deps", "heads", "ent_spans", "cats")
 
@@ -230,15 +228,6 @@ def test_more_ranks_than_docs_infinite_does_not_hang(corpus_writer: Any, tmp_pat
     one = DocStream(tmp_path, rank=0, world_size=5)
     for epoch in range(8):
         assert len(list(one)) == sum(len(p) for p in one.pieces(epoch)) and one.epoch == epoch + 1
-
-
-def test_registered_reader(small_corpus: tuple[Path, list[dict[str, Any]]]) -> None:
-    root, rows = small_corpus
-    factory = readers.get("distnlp.ParquetCorpus.v1")(path=str(root), shuffle=False, max_length=5)
-    factory = pickle.loads(pickle.dumps(factory))  # goes to Ray workers
-    stream = factory(1, 2, 0)
-    assert isinstance(stream, DocStream) and (stream.rank, stream.world_size) == (1, 2)
-    assert all(len(d) <= 5 for d in stream)
 
 
 # --- bad corpora ------------------------------------------------------------------------------
