@@ -97,7 +97,7 @@ class GradAllReducer:
         out = counts.to(self.device, copy=True)
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         self._start_step()
-        return out.cpu()
+        return out  # on the device: the step reads it back once, with its other numbers
 
     def final_backward(self, is_final: bool) -> None:
         """Only the last sub-batch's backward may launch reductions (gradient accumulation)."""

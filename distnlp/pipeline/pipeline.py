@@ -56,6 +56,7 @@ class Batch:
     private: dict[str, Any] = field(default_factory=dict)
     targets: dict[str, Any] = field(default_factory=dict)
     generators: Any = None  # a hosted data rank's torch generators (training/virtual_ranks.py); None: the process's
+    counts: list[float] | None = None  # labelled items per component, counted on the host before the copy to the device
 
     @property
     def num_words(self) -> int:
@@ -63,7 +64,7 @@ class Batch:
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(self.docs, self.lengths, to_device(self.shared, device), to_device(self.private, device), to_device(self.targets, device),
-                     self.generators)
+                     self.generators, self.counts)
 
 
 class Pipeline(nn.Module):

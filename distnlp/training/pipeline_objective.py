@@ -77,6 +77,10 @@ class PipelineLosses:
         self.loss_names = list(nlp.pipe_names)
 
     def count(self, sub_batch: Batch) -> list[float]:
+        """Labelled items per loss: counted on the host by `prepare` (reading them from device
+        targets would stall the device once per component)."""
+        if sub_batch.counts is not None:
+            return sub_batch.counts
         return [float(self.model.components[name].count(sub_batch.targets[name])) for name in self.loss_names]
 
     def losses(self, sub_batch: Batch, step: int) -> dict[str, torch.Tensor]:
@@ -121,7 +125,9 @@ class PipelineObjective(PipelineLosses):
     def prepare(self, docs: list[Doc], parts: int) -> list[Batch]:
         subs = []
         for generators, chunk in split_hosted(docs, parts, split_docs):
-            sub = self.model.featurize(chunk).to(self.device)
+            host = self.model.featurize(chunk)
+            sub = host.to(self.device)
+            sub.counts = PipelineLosses.count(self, host)  # host tensors: no device sync in the step
             sub.generators = generators
             subs.append(sub)
         return subs

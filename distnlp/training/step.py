@@ -107,22 +107,25 @@ def optimizer_step(
     reducer = reducer or LocalReducer()
     t0 = time.perf_counter()
     names = list(objective.loss_names)
+    # Item counts are host numbers (an objective counts its targets before they go to the
+    # device), so the divisors need no transfer back; they stay where the reduce left them.
     local = torch.zeros(len(names), dtype=torch.float64)
     for sub in sub_batches:
         local += torch.tensor(objective.count(sub), dtype=torch.float64)
     global_counts = reducer.sum_counts(local)
-    denom = {name: max(1.0, float(global_counts[i])) for i, name in enumerate(names)}
+    denom = global_counts.clamp(min=1.0)
 
     optimizer.zero_grad(set_to_none=True)
-    loss_sums = [0.0] * len(names)
+    loss_sums: list[torch.Tensor | float] = [0.0] * len(names)  # device tensors: read once, at the end
     words = 0
     for i, sub in enumerate(sub_batches):
         reducer.final_backward(i == len(sub_batches) - 1)
         total = None
         for name, loss_sum in objective.losses(sub, step).items():
-            term = loss_sum / denom[name]
+            k = names.index(name)
+            term = loss_sum / denom[k].to(loss_sum.device, loss_sum.dtype)
             total = term if total is None else total + term
-            loss_sums[names.index(name)] += float(loss_sum.detach())
+            loss_sums[k] = loss_sums[k] + loss_sum.detach().to(torch.float64)
         if total is not None and total.requires_grad:
             total.backward()
         words += objective.words(sub)
@@ -131,10 +134,15 @@ def optimizer_step(
     reducer.sum_grads(params)
     t2 = time.perf_counter()
     # Global loss sums and words: for the log, and so every rank takes the same finite/skip decision.
-    totals = reducer.sum_counts(torch.tensor([*loss_sums, float(words)], dtype=torch.float64))
+    device = next((v.device for v in loss_sums if isinstance(v, torch.Tensor)), global_counts.device)
+    local_totals = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in (*loss_sums, float(words))])
+    totals = reducer.sum_counts(local_totals)
     grads = [p.grad for p in params if p.grad is not None]
-    grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-    losses = {name: float(totals[i]) for i, name in enumerate(names)}
+    norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=totals.device)
+    # The step's one transfer to the host: loss sums, words, the norm and the counts together.
+    host = torch.cat([totals, norm.reshape(1).to(totals.device, torch.float64), global_counts.to(totals.device)]).tolist()
+    losses = {name: host[i] for i, name in enumerate(names)}
+    words_total, grad_norm, counts = host[len(names)], host[len(names) + 1], host[len(names) + 2:]
     skipped = False
     if not (math.isfinite(grad_norm) and all(math.isfinite(v) for v in losses.values())):
         if nonfinite != "skip":
@@ -143,13 +151,13 @@ def optimizer_step(
         skipped = True
     else:
         if grad_clip and grad_clip > 0:
-            torch.nn.utils.clip_grads_with_norm_(params, grad_clip, torch.tensor(grad_norm))
+            torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
         optimizer.step()
     t3 = time.perf_counter()
     return StepResult(
         losses=losses,
-        counts={name: int(global_counts[i]) for i, name in enumerate(names)},
-        words=int(totals[-1]),
+        counts={name: int(counts[i]) for i, name in enumerate(names)},
+        words=int(words_total),
         grad_norm=grad_norm,
         skipped=skipped,
         time_compute=t1 - t0,

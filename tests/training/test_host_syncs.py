@@ -1,0 +1,81 @@
+"""Device-to-host transfers in a training step. On a GPU each one (`.item()`, `.tolist()`,
+`int(t)`, `float(t)`, `bool(t)`, `.cpu()`, `.numpy()`, `nonzero`) stalls the pipeline until the
+device catches up, so the step machinery (training/, distributed/) reads the device back once a
+step: loss sums, words, gradient norm and counts in one transfer. Item counts are taken on the
+host, before the targets go to the device.
+
+Counted here with a TorchFunctionMode on CPU: a conversion counts when distnlp's code calls it
+directly (torch's own host-side bookkeeping, such as Adam's step counters, which live on the CPU
+on every device, does not)."""
+from __future__ import annotations
+
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from torch.overrides import TorchFunctionMode
+
+import distnlp
+import distnlp.training.engine as engine
+from distnlp.cli.compose import compose_config
+from distnlp.training.loop import run_worker
+
+SYNCS = {"item", "tolist", "__int__", "__float__", "__bool__", "__index__", "cpu", "numpy", "nonzero"}
+PACKAGE = str(Path(distnlp.__file__).parent)
+WRAPPERS = ("torch/_tensor.py", "torch/overrides.py", "torch/_tensor_str.py", __file__)
+STEP_MACHINERY = ("training/", "distributed/")  # the step, the loop's bookkeeping, the reducer
+# What the forward passes still read back, per step of the default CNN pipeline (issue "The step
+# at full speed" keeps it open): 1 per tagging-style head and NER (their labelled-token count),
+# 1 in the encoder's window masks, 6 in the parser (sentence segmentation and labelled tokens).
+FORWARD_CEILING = 12
+
+
+class HostSyncs(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.counting = False
+        self.calls: Counter = Counter()
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if self.counting and name in SYNCS:
+            caller = [f for f in traceback.extract_stack()[:-1] if not f.filename.endswith(WRAPPERS)][-1]
+            if caller.filename.startswith(PACKAGE):
+                self.calls[(name, f"{caller.filename[len(PACKAGE) + 1:]}:{caller.lineno}")] += 1
+        return func(*args, **(kwargs or {}))
+
+    def per_step(self, steps: int, parts: tuple[str, ...]) -> float:
+        return sum(n for (_, where), n in self.calls.items() if where.startswith(parts)) / steps
+
+
+def _count_training_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> tuple[HostSyncs, int]:
+    mode, steps = HostSyncs(), [0]
+    original = engine.optimizer_step
+
+    def counted_step(*args: Any, **kwargs: Any) -> Any:
+        mode.counting = True
+        try:
+            return original(*args, **kwargs)
+        finally:
+            mode.counting = False
+            steps[0] += 1
+
+    monkeypatch.setattr(engine, "optimizer_step", counted_step)
+    config = compose_config(["encoder.width=32", "distributed.num_threads=1", "training.max_steps=4", "training.eval_frequency=1000",
+                             "training.log_every=1000", "training.checkpoints_to_keep=0", "training.max_eval_docs=2",
+                             f"training.output_dir={tmp_path / 'run'}", *overrides])
+    with mode:
+        run_worker(config)
+    return mode, steps[0]
+
+
+@pytest.mark.parametrize("accumulate", [1, 3])
+def test_the_step_reads_the_device_back_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accumulate: int) -> None:
+    mode, steps = _count_training_steps(tmp_path, monkeypatch, f"training.accumulate_gradient={accumulate}")
+    assert steps == 4
+    machinery = {k: n for k, n in mode.calls.items() if k[1].startswith(STEP_MACHINERY)}
+    assert mode.per_step(steps, STEP_MACHINERY) <= 1, f"host syncs in the step machinery over {steps} steps: {machinery}"
+    forward = mode.per_step(steps, ("models/", "pipeline/")) / accumulate
+    assert forward <= FORWARD_CEILING, f"host syncs in the forward passes: {dict(mode.calls)}"
