@@ -14,11 +14,12 @@ from .layers import Maxout
 __all__ = ["MaxoutWindowEncoder", "window_masks"]
 
 
-def window_masks(lengths: Tensor, window_size: int, dtype: torch.dtype = torch.float32) -> Tensor:
+def window_masks(lengths: Tensor, window_size: int, dtype: torch.dtype = torch.float32, n_tokens: int | None = None) -> Tensor:
     """[2*ws, n_tokens, 1] masks: row k (k<ws) = token has a left neighbour at distance ws-k in
-    its doc; row ws+k = right neighbour at distance k+1."""
+    its doc; row ws+k = right neighbour at distance k+1. `n_tokens` (the sum of `lengths`, where
+    the caller knows it) saves reading the device back."""
     lengths = lengths.to(torch.int64)
-    n = int(lengths.sum())
+    n = int(lengths.sum()) if n_tokens is None else int(n_tokens)
     starts = torch.cumsum(lengths, 0) - lengths
     pos = torch.arange(n, device=lengths.device) - torch.repeat_interleave(starts, lengths, output_size=n)
     remaining = torch.repeat_interleave(lengths, lengths, output_size=n) - pos - 1
@@ -54,7 +55,7 @@ class MaxoutWindowEncoder(nn.Module):
             for block in self.blocks:
                 x = x + block(x)
             return x
-        masks = window_masks(lengths.to(x.device), self.window_size, x.dtype)
+        masks = window_masks(lengths.to(x.device), self.window_size, x.dtype, n_tokens=x.shape[0])
         for block in self.blocks:
             x = x + block(expand_window(x, masks, self.window_size))
         return x

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ...registry import architectures
 from ..biluo import Spans, allowed_transitions, biluo_labels, biluo_tags_from_spans, spans_from_biluo_tags, viterbi_decode
-from .common import IGNORE, Head, full_precision, zero_loss
+from .common import IGNORE, Head, full_precision
 
 __all__ = ["NERHead", "ner_head", "pad_flat"]
 
@@ -61,13 +61,11 @@ class NERHead(Head):
         self._check(X)
         return self._project(X)
 
-    def loss(self, scores: Tensor, targets: Tensor) -> tuple[Tensor, int]:
-        """(sum of cross-entropy over tokens of docs with entity annotation, their count)."""
+    def loss(self, scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """(sum of cross-entropy over tokens of docs with entity annotation, their count), both on
+        the device: nothing is read back (no such token: a zero still attached to the graph)."""
         targets = targets.to(scores.device)
-        n = int((targets != IGNORE).sum())
-        if n == 0:
-            return zero_loss(scores), 0
-        return F.cross_entropy(full_precision(scores), targets, ignore_index=IGNORE, reduction="sum"), n
+        return F.cross_entropy(full_precision(scores), targets, ignore_index=IGNORE, reduction="sum"), (targets != IGNORE).sum()
 
     def targets(self, docs: Sequence[Any]) -> Tensor:
         """Flat BILUO tag ids. IGNORE (no loss) for every token of a doc without entity

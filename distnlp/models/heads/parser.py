@@ -46,6 +46,18 @@ def segment(starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return sid, pos, first, lens
 
 
+def host_segment(starts: np.ndarray) -> dict[str, Any]:
+    """`segment` computed on the host when the targets are built, with the longest sentence and
+    the lengths as Python numbers: the training loss then reads nothing back from the device
+    (the number of sentences and the longest one are tensor shapes)."""
+    sid = np.cumsum(starts.astype(np.int64)) - 1
+    first = np.flatnonzero(starts)
+    pos = np.arange(starts.size) - first[sid] if starts.size else np.zeros(0, dtype=np.int64)
+    lens = np.bincount(sid, minlength=first.size) if starts.size else np.zeros(0, dtype=np.int64)
+    return {"sid": torch.from_numpy(sid), "pos": torch.from_numpy(pos.astype(np.int64)), "first": torch.from_numpy(first.astype(np.int64)),
+            "lens": torch.from_numpy(lens.astype(np.int64)), "lengths": [int(n) for n in lens], "longest": int(lens.max()) if lens.size else 0}
+
+
 DECODE_BUDGET = 1 << 22  # arc scores scored at once at inference: sentences x T x (T + 1)
 LABEL_CHUNK = 4096  # tokens label-scored at once at inference
 
@@ -188,12 +200,15 @@ class BiaffineParserHead(nn.Module):
             "lab_head": self.lab_head(with_root),
         }
 
-    def projections(self, scores: dict[str, Tensor], starts: Tensor) -> dict[str, Tensor]:
-        """forward's output as projections: with the BiLSTM, it reads each sentence of `starts` first."""
+    def projections(self, scores: dict[str, Tensor], starts: Tensor, lengths: list[int] | None = None) -> dict[str, Tensor]:
+        """forward's output as projections: with the BiLSTM, it reads each sentence of `starts`
+        first (`lengths`: the sentences' lengths where the host knows them)."""
         if "X" not in scores:
             return scores
         X = scores["X"]
-        return self._project(self._contextualize(X, segment(starts.to(X.device))[3].tolist()))
+        if lengths is None:
+            lengths = segment(starts.to(X.device))[3].tolist()
+        return self._project(self._contextualize(X, lengths))
 
     def _contextualize(self, X: Tensor, lengths: list[int]) -> Tensor:
         """The BiLSTM over each sentence (packed, so none sees another). Per sentence, not per
@@ -211,11 +226,16 @@ class BiaffineParserHead(nn.Module):
         flat[rows_t] = out.data
         return flat
 
-    def arc_scores(self, scores: dict[str, Tensor], starts: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Arc logits [n_sents, T, T + 1] (impossible heads at -inf), and `segment(starts)`'s sid, pos, first."""
+    def arc_scores(self, scores: dict[str, Tensor], starts: Tensor, segmented: dict[str, Any] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Arc logits [n_sents, T, T + 1] (impossible heads at -inf), and `segment(starts)`'s sid,
+        pos, first (`segmented`: `host_segment`'s, already on the device)."""
         dep_flat, head_flat = full_precision(scores["arc_dep"]), full_precision(scores["arc_head"])
-        sid, pos, first, lens = segment(starts.to(dep_flat.device))
-        S, T, a = first.numel(), int(lens.max()) if lens.numel() else 0, dep_flat.shape[1]
+        if segmented is None:
+            sid, pos, first, lens = segment(starts.to(dep_flat.device))
+            T = int(lens.max()) if lens.numel() else 0
+        else:
+            sid, pos, first, lens, T = (segmented[k] for k in ("sid", "pos", "first", "lens", "longest"))
+        S, a = first.numel(), dep_flat.shape[1]
         dep = dep_flat.new_zeros(S, T, a).index_put((sid, pos), dep_flat)
         head = head_flat.new_zeros(S, T + 1, a)
         head[:, 0] = head_flat[0]
@@ -236,23 +256,22 @@ class BiaffineParserHead(nn.Module):
         # [M, labels, label_width] followed by a product and a sum with h
         return F.bilinear(d, h, self.lab_bilinear) + self.lab_linear(torch.cat([d, h], dim=1))
 
-    def loss(self, scores: dict[str, Tensor], targets: dict[str, Tensor]) -> tuple[Tensor, int]:
-        """(sum over tokens with a gold head of head CE + label CE given the gold head, their count)."""
-        scores = self.projections(scores, targets["starts"])
+    def loss(self, scores: dict[str, Tensor], targets: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """(sum over tokens with a gold head of head CE + label CE given the gold head, their
+        count). Every shape comes from the host (`targets["segment"]`, `targets["n_heads"]`) and
+        tokens without a target are IGNORE rows, not gathered out: nothing is read back."""
+        seg = targets["segment"]
+        scores = self.projections(scores, targets["starts"], seg["lengths"])
         head_pos = targets["head_pos"].to(scores["arc_dep"].device)
         has_head = head_pos != IGNORE
-        n = int(has_head.sum())
-        if n == 0:
-            return zero_loss(scores["arc_dep"]) + zero_loss(scores["arc_head"]), 0
-        arc, sid, pos, _ = self.arc_scores(scores, targets["starts"])
-        tokens = torch.nonzero(has_head, as_tuple=False).flatten()
-        arc_loss = F.cross_entropy(arc[sid[tokens], pos[tokens]], head_pos[tokens], reduction="sum")
-        labels = targets["labels"].to(head_pos.device)
-        labelled = torch.nonzero(has_head & (labels != IGNORE), as_tuple=False).flatten()
-        if labelled.numel() == 0:
-            return arc_loss, n
-        logits = self.label_scores(scores, labelled, targets["head_row"].to(head_pos.device)[labelled])
-        return arc_loss + F.cross_entropy(logits, labels[labelled], reduction="sum"), n
+        if targets["n_heads"] == 0:  # a batch without trees (another corpus's docs): no arc scores
+            return zero_loss(scores["arc_dep"]) + zero_loss(scores["arc_head"]), has_head.sum()
+        arc, sid, pos, _ = self.arc_scores(scores, targets["starts"], seg)
+        arc_loss = F.cross_entropy(arc[sid, pos], head_pos, ignore_index=IGNORE, reduction="sum")
+        labels = torch.where(has_head, targets["labels"].to(head_pos.device), IGNORE)
+        rows = torch.arange(head_pos.numel(), device=head_pos.device)
+        logits = self.label_scores(scores, rows, targets["head_row"].to(head_pos.device))
+        return arc_loss + F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum"), has_head.sum()
 
     # --- inference -------------------------------------------------------------------------
     @torch.no_grad()
@@ -335,11 +354,15 @@ class BiaffineParserHead(nn.Module):
             labels.append(lab)
             offset += n
         cat = lambda parts, dtype: torch.from_numpy(np.concatenate(parts).astype(dtype)) if parts else torch.zeros(0, dtype=torch.long)  # noqa: E731
+        starts_flat = np.concatenate(starts).astype(np.bool_) if starts else np.zeros(0, dtype=np.bool_)
+        head_pos_flat = cat(head_pos, np.int64)
         return {
-            "starts": cat(starts, np.bool_),
-            "head_pos": cat(head_pos, np.int64),
+            "starts": torch.from_numpy(starts_flat),
+            "head_pos": head_pos_flat,
             "head_row": cat(head_row, np.int64),
             "labels": cat(labels, np.int64),
+            "segment": host_segment(starts_flat),
+            "n_heads": int((head_pos_flat != IGNORE).sum()),  # on the host: decides whether arc scores are needed
         }
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...registry import architectures
-from .common import IGNORE, Head, full_precision, zero_loss
+from .common import IGNORE, Head, full_precision
 
 __all__ = [
     "SENTER_LABELS",
@@ -37,16 +37,14 @@ class TaggerHead(Head):
         self._check(X)
         return self._project(X)
 
-    def loss(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, int]:
-        """(sum of cross-entropy over labelled tokens, number of labelled tokens)."""
+    def loss(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """(sum of cross-entropy over labelled tokens, number of labelled tokens), both on the
+        device: nothing is read back (no labelled token: a zero still attached to the graph)."""
         targets = targets.to(logits.device)
-        n = int((targets != IGNORE).sum())
-        if n == 0:
-            return zero_loss(logits), 0
         loss = F.cross_entropy(
             full_precision(logits), targets, ignore_index=IGNORE, reduction="sum", label_smoothing=self.label_smoothing
         )
-        return loss, n
+        return loss, (targets != IGNORE).sum()
 
     @torch.no_grad()
     def predict(

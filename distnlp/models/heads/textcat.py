@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...registry import architectures
-from .common import Head, full_precision, zero_loss
+from .common import Head, full_precision
 
 __all__ = ["POOLINGS", "TextcatHead", "pool_docs", "textcat_head", "textcat_multilabel_head"]
 
@@ -76,25 +76,19 @@ class TextcatHead(Head):
                 rows.append([math.nan if cats.get(lab) is None else float(cats[lab]) for lab in self.labels])
         return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), len(self.labels))
 
-    def loss(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, int]:
-        """(sum over labelled docs, number of labelled docs)."""
+    def loss(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """(sum over labelled docs, number of labelled docs), both on the device: docs without
+        labels are masked, not gathered out, so nothing is read back."""
         logits = full_precision(logits)
         targets = targets.to(device=logits.device, dtype=logits.dtype)
         known = ~torch.isnan(targets)
         truth = torch.where(known, targets, torch.zeros_like(targets))
         if self.exclusive_classes:
             docs = known.all(dim=1)
-            n = int(docs.sum())
-            if n == 0:
-                return zero_loss(logits), 0
             per_doc = -(truth * logits.log_softmax(dim=-1)).sum(dim=1)
-            return per_doc[docs].sum(), n
-        docs = known.any(dim=1)
-        n = int(docs.sum())
-        if n == 0:
-            return zero_loss(logits), 0
+            return torch.where(docs, per_doc, torch.zeros_like(per_doc)).sum(), docs.sum()
         bce = F.binary_cross_entropy_with_logits(logits, truth, reduction="none")
-        return (bce * known).sum(), n
+        return (bce * known).sum(), known.any(dim=1).sum()
 
     @torch.no_grad()
     def predict(self, logits: Tensor) -> Tensor:
