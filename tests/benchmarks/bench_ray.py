@@ -3,6 +3,9 @@
   scaling:  2 Ray workers vs 1 on the same GLOBAL batch (each of 2 workers gets half the words),
             words/s ratio and where a step's time goes (data, compute, all-reduce wait, update).
   overhead: Ray with 1 worker vs plain single-process training on the same config.
+            --pin: the driver and Ray's daemons on one core, the training process (the single
+            process, or Ray's worker) alone on another, on both sides, so that contention
+            for cores is not counted as Ray's overhead. --repeats N alternates the two N times.
 
     python tests/benchmarks/bench_ray.py --mode scaling --steps 300            # CPU, CNN pipeline
     python tests/benchmarks/bench_ray.py --mode overhead --preset bert-base --device cuda --steps 300
@@ -19,6 +22,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +66,38 @@ def _rates(out: Path) -> dict[str, Any]:
     }
 
 
+DAEMON_CORES, TRAIN_CORES = {0}, {1}  # --pin
+
+
+def _pin_threads(pid: int, cores: set[int]) -> None:
+    """Every thread of `pid` (sched_setaffinity is per thread on Linux)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cores)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class _PinRayWorkers(threading.Thread):
+    """Moves Ray Train's worker processes (and their new threads) onto TRAIN_CORES while a run lasts."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+        self.pinned: set[int] = set()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            for proc in Path("/proc").iterdir():
+                if proc.name.isdigit():
+                    try:
+                        if b"RayTrainWorker" in (proc / "cmdline").read_bytes():
+                            _pin_threads(int(proc.name), TRAIN_CORES)
+                            self.pinned.add(int(proc.name))
+                    except OSError:
+                        pass
+
+
 def run_single(args: argparse.Namespace, batch: int) -> dict[str, Any]:
     from distnlp.training.env import WorkerEnv
     from distnlp.training.loop import run_worker
@@ -69,8 +105,14 @@ def run_single(args: argparse.Namespace, batch: int) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="bench-single-"))
     config = _config(out, args, [f"training.batcher.size={batch}", f"distributed.num_threads={args.threads}"])
     device = "cuda" if args.device == "cuda" else "cpu"
+    if args.pin:
+        _pin_threads(os.getpid(), TRAIN_CORES)
     start = time.perf_counter()
-    run_worker(config, WorkerEnv(device=device))
+    try:
+        run_worker(config, WorkerEnv(device=device))
+    finally:
+        if args.pin:
+            _pin_threads(os.getpid(), DAEMON_CORES)
     return {"wall_s": time.perf_counter() - start, **_rates(out)}
 
 
@@ -82,9 +124,17 @@ def run_ray(args: argparse.Namespace, workers: int, batch: int) -> dict[str, Any
         "distributed=ray", f"distributed.num_workers={workers}", f"distributed.use_gpu={str(args.device == 'cuda').lower()}",
         f"training.batcher.size={batch}", f"distributed.num_threads={args.threads}",
     ])
+    pinner = _PinRayWorkers() if args.pin else None
+    if pinner is not None:
+        pinner.start()
     start = time.perf_counter()
-    train_on_ray(config)
-    return {"wall_s": time.perf_counter() - start, **_rates(out)}
+    try:
+        train_on_ray(config)
+    finally:
+        if pinner is not None:
+            pinner.done.set()
+    extra = {"pinned_worker_pids": len(pinner.pinned)} if pinner is not None else {}
+    return {"wall_s": time.perf_counter() - start, **_rates(out), **extra}
 
 
 def main() -> None:
@@ -98,7 +148,11 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--batch", type=int, default=2000, help="global words per step")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    parser.add_argument("--pin", action="store_true", help="daemons and driver on core 0, the training process on core 1 (Linux)")
+    parser.add_argument("--repeats", type=int, default=1, help="overhead: alternate single and Ray this many times")
     args = parser.parse_args()
+    if args.pin:
+        _pin_threads(os.getpid(), DAEMON_CORES)  # before ray.init: Ray's daemons inherit it
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
     import ray
@@ -119,9 +173,12 @@ def main() -> None:
         two = run_ray(args, 2, args.batch // 2)
         result.update(one_worker=one, two_workers=two, ratio=two["words_per_second"] / max(one["words_per_second"], 1e-9))
     else:
-        single = run_single(args, args.batch)
-        ray1 = run_ray(args, 1, args.batch)
-        result.update(single_process=single, ray_one_worker=ray1, ray_over_single=ray1["words_per_second"] / max(single["words_per_second"], 1e-9))
+        runs = [(run_single(args, args.batch), run_ray(args, 1, args.batch)) for _ in range(max(1, args.repeats))]
+        single, ray1 = runs[-1]
+        ratios = [r["words_per_second"] / max(s["words_per_second"], 1e-9) for s, r in runs]
+        result.update(single_process=single, ray_one_worker=ray1, ray_over_single=ratios[-1], pinned=args.pin,
+                      ratios=[round(x, 4) for x in ratios],
+                      single_wps=[round(s["words_per_second"]) for s, _ in runs], ray_wps=[round(r["words_per_second"]) for _, r in runs])
     result["loadavg_end"] = os.getloadavg()
     ray.shutdown()
     print(json.dumps(result, indent=2))
