@@ -47,8 +47,9 @@ def test_max_epochs_stop_evaluates_and_saves(tmp_path: Path) -> None:
     from distnlp.cli.compose import DEMO_DATA
 
     out = tmp_path / "epochs"
+    # one epoch of the demo dev set (a few thousand words): the stop, not the data, is under test
     config = _config(f"training.output_dir={out}", "training.max_steps=0", "training.max_epochs=1", "training.eval_frequency=100000",
-                     "training.batcher.size=3000", f"corpus.dev={DEMO_DATA / 'dev'}")
+                     "training.batcher.size=3000", f"corpus.train={DEMO_DATA / 'dev'}", f"corpus.dev={DEMO_DATA / 'dev'}")
     result = run_worker(config)
     assert result["stop_reason"] == "max_epochs" and result["epoch"] == 1
     evals = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
