@@ -79,8 +79,9 @@ class PipelineLosses:
     def count(self, sub_batch: Batch) -> list[float]:
         """Labelled items per loss: counted on the host by `prepare` (reading them from device
         targets would stall the device once per component)."""
-        if sub_batch.counts is not None:
-            return sub_batch.counts
+        return sub_batch.counts if sub_batch.counts is not None else self.count_targets(sub_batch)
+
+    def count_targets(self, sub_batch: Batch) -> list[float]:
         return [float(self.model.components[name].count(sub_batch.targets[name])) for name in self.loss_names]
 
     def losses(self, sub_batch: Batch, step: int) -> dict[str, torch.Tensor]:
@@ -127,7 +128,7 @@ class PipelineObjective(PipelineLosses):
         for generators, chunk in split_hosted(docs, parts, split_docs):
             host = self.model.featurize(chunk)
             sub = host.to(self.device)
-            sub.counts = PipelineLosses.count(self, host)  # host tensors: no device sync in the step
+            sub.counts = self.count_targets(host)  # host tensors: no device sync in the step
             sub.generators = generators
             subs.append(sub)
         return subs

@@ -113,7 +113,9 @@ def optimizer_step(
     for sub in sub_batches:
         local += torch.tensor(objective.count(sub), dtype=torch.float64)
     global_counts = reducer.sum_counts(local)
-    denom = global_counts.clamp(min=1.0)
+    # One copy to where the losses are, not one per loss and sub-batch.
+    model_device = next((p.device for p in objective.model.parameters()), global_counts.device)
+    denom = global_counts.clamp(min=1.0).to(model_device)
 
     optimizer.zero_grad(set_to_none=True)
     loss_sums: list[torch.Tensor | float] = [0.0] * len(names)  # device tensors: read once, at the end
@@ -123,7 +125,7 @@ def optimizer_step(
         total = None
         for name, loss_sum in objective.losses(sub, step).items():
             k = names.index(name)
-            term = loss_sum / denom[k].to(loss_sum.device, loss_sum.dtype)
+            term = loss_sum / denom[k].to(loss_sum.dtype)
             total = term if total is None else total + term
             loss_sums[k] = loss_sums[k] + loss_sum.detach().to(torch.float64)
         if total is not None and total.requires_grad:
