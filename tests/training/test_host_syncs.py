@@ -78,3 +78,18 @@ def test_the_step_reads_the_device_back_once(tmp_path: Path, monkeypatch: pytest
     # sentence shapes come from the host (models/heads/parser.py `host_segment`).
     forward = {k: n for k, n in mode.calls.items() if k[1].startswith(("models/", "pipeline/"))}
     assert not forward, f"host syncs in the forward passes over {steps} steps: {forward}"
+
+
+def test_textcat_and_a_second_corpus_read_nothing_back_either(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The text classifier's head, and batches where a head has no labels at all (intent docs
+    for the parser-free tagger and NER; EWT docs for textcat), are where masks replace gathers."""
+    from distnlp.cli.compose import DEMO_DATA
+    from tests.training.test_multi_corpus import INTENTS, convert
+
+    intents = convert(tmp_path, "intents", INTENTS, ".csv")
+    mode, steps = _count_training_steps(tmp_path, monkeypatch, "nlp.pipeline=[tagger,ner,textcat]",
+                                        f"corpus.train=[{DEMO_DATA / 'train'},{intents}]", f"corpus.dev={DEMO_DATA / 'dev'}")
+    assert steps == 4
+    assert mode.per_step(steps, STEP_MACHINERY) <= 1, dict(mode.calls)
+    forward = {k: n for k, n in mode.calls.items() if k[1].startswith(("models/", "pipeline/"))}
+    assert not forward, f"host syncs in the forward passes over {steps} steps: {forward}"

@@ -24,11 +24,12 @@ POOLINGS = ("mean", "mean_max")
 
 def pool_docs(X: Tensor, lengths: Sequence[int], pooling: str = "mean") -> Tensor:
     """[n_total, W] -> [B, W] (mean) or [B, 2W] (mean then max). Empty docs pool to zeros."""
-    lens = torch.as_tensor([int(n) for n in lengths], dtype=torch.long, device=X.device)
-    if int(lens.sum()) != X.shape[0]:
-        raise ValueError(f"lengths sum to {int(lens.sum())} but there are {X.shape[0]} rows")
-    B, W = len(lens), X.shape[1]
-    doc_of = torch.repeat_interleave(torch.arange(B, device=X.device), lens)
+    counts = [int(n) for n in lengths]  # checked on the host: nothing is read back from the device
+    if sum(counts) != X.shape[0]:
+        raise ValueError(f"lengths sum to {sum(counts)} but there are {X.shape[0]} rows")
+    lens = torch.as_tensor(counts, dtype=torch.long, device=X.device)
+    B, W = len(counts), X.shape[1]
+    doc_of = torch.repeat_interleave(torch.arange(B, device=X.device), lens, output_size=X.shape[0])
     sums = X.new_zeros(B, W).index_add(0, doc_of, X)
     mean = sums / lens.clamp(min=1).unsqueeze(1).to(X.dtype)
     if pooling == "mean":
