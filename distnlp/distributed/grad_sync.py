@@ -11,7 +11,8 @@ weights) contribute zeros, so no collective ever waits for them.
 Each bucket also carries one presence flag per parameter (1 where the rank has a gradient). A
 parameter with no gradient on any rank gets `grad = None` after the reduce, exactly as in one
 process, so the optimizer neither decays nor steps it (docs/architecture.md, "The equivalence
-contract").
+contract"). The flags stay on the device until the step reads back its other numbers: until then
+such a gradient is zeros, which adds nothing to the norm and nothing when clipped.
 """
 from __future__ import annotations
 
@@ -50,18 +51,17 @@ class _Bucket:
 
     def unpack(self) -> None:
         offset = 0
-        present = (self.flat[self.numel :] > 0.5).tolist()
-        for j, (_, p) in enumerate(self.params):
+        for _, p in self.params:
             n = p.numel()
-            if not present[j]:
-                p.grad = None  # no rank has a gradient: leave it to the optimizer as one process would
+            chunk = self.flat[offset : offset + n].view_as(p)
+            if p.grad is None:
+                p.grad = chunk.clone()
             else:
-                chunk = self.flat[offset : offset + n].view_as(p)
-                if p.grad is None:
-                    p.grad = chunk.clone()
-                else:
-                    p.grad.copy_(chunk)
+                p.grad.copy_(chunk)
             offset += n
+
+    def presence(self) -> torch.Tensor:
+        return self.flat[self.numel :] > 0.5
 
 
 class GradAllReducer:
@@ -103,24 +103,22 @@ class GradAllReducer:
         """Only the last sub-batch's backward may launch reductions (gradient accumulation)."""
         self._final_backward = is_final
 
-    def sum_grads(self, params: Sequence[nn.Parameter]) -> None:
+    def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor:
+        """Every parameter's summed gradient (zeros where no rank has one), and, on the device,
+        whether any rank has one: the step reads it back with its other numbers (`drop_absent`)."""
         self._launch_ready(force=True)
         for b in self.buckets:
             b.handle.wait()
             b.unpack()
+        present = torch.cat([b.presence() for b in self.buckets])
         self._start_step()
+        return present
 
-    def agree_all(self, flag: bool) -> bool:
-        """True only if every rank says True (e.g. 'my epochs are done'), so all stop together."""
-        t = torch.tensor([1.0 if flag else 0.0], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        return bool(t.item() > 0.5)
-
-    def min_value(self, value: int) -> int:
-        """The smallest value over all ranks (e.g. the epoch every rank has reached)."""
-        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        return int(t.item())
+    def drop_absent(self, present: Sequence[bool]) -> None:
+        """`grad = None` where no rank had a gradient, as one process would leave it."""
+        for (_, p), keep in zip((named for b in self.buckets for named in b.params), present, strict=True):
+            if not keep:
+                p.grad = None
 
     def gather_objects(self, obj: Any) -> list[Any]:
         """All-gather a JSON-able object from every rank (evaluation counts)."""

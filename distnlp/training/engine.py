@@ -55,18 +55,23 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
         t_batch = time.perf_counter()
         docs = batches.take()
         subs = objective.prepare(docs, settings.accumulate_gradient)
+        # Whether this rank's share of the open epoch is trained on with this batch: summed over
+        # ranks by the step's own reduce (with a 1 per rank to count them), not a collective of its own.
+        share_done = float(batches.reached_epoch > state.epoch)
         t_data = time.perf_counter() - t_batch
         set_learn_rate(optimizer, learn_rate(state.step))
         result = optimizer_step(objective, subs, step=state.step, optimizer=optimizer, grad_clip=settings.optimizer.grad_clip,
-                                reducer=reducer, nonfinite=settings.nonfinite)
+                                reducer=reducer, nonfinite=settings.nonfinite, extra_sums=(share_done, 1.0))
         if averages is not None and not result.skipped:
             averages.update()
         state.step += 1
         state.batch_in_epoch += 1
         state.words += result.words
         state.skipped_steps += int(result.skipped)
-        # The epoch every rank has finished reading (a collective: all ranks agree).
-        epoch_now = _min(reducer, batches.reached_epoch)
+        # The epoch every rank has finished reading: a rank's data never reads past the open
+        # epoch, so every rank done with it means all of them are in the next one.
+        done_ranks, ranks = result.extra_sums
+        epoch_now = state.epoch + 1 if done_ranks == ranks else state.epoch
         point = SavePoint(epoch_done=epoch_now > state.epoch, finished_epoch=state.epoch, last=False)
         batch_index = state.batch_in_epoch - 1
         if point.epoch_done:
@@ -102,10 +107,6 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
 
 def _finished(settings: LoopSettings, state: LoopState) -> bool:
     return bool(settings.max_steps and state.step >= settings.max_steps) or bool(settings.max_epochs and state.epoch >= settings.max_epochs)
-
-
-def _min(reducer: Reducer, value: int) -> int:
-    return int(reducer.min_value(value))
 
 
 __all__ = ["LoopState", "SavePoint", "StepResult", "run_loop"]

@@ -32,9 +32,11 @@ class Reducer(Protocol):
     def final_backward(self, is_final: bool) -> None:
         """Before each sub-batch's backward: whether it is the step's last (gradients complete)."""
 
-    def sum_grads(self, params: Sequence[nn.Parameter]) -> None: ...
+    def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor | None:
+        """Sum the gradients; returns per-parameter presence flags still on the device (or None)."""
 
-    def min_value(self, value: int) -> int: ...
+    def drop_absent(self, present: Sequence[bool]) -> None:
+        """After the step's read-back: forget the gradients no rank had (the flags above)."""
 
     def gather_objects(self, obj: Any) -> list[Any]: ...
 
@@ -48,14 +50,14 @@ class LocalReducer:
     def final_backward(self, is_final: bool) -> None:
         return None
 
-    def sum_grads(self, params: Sequence[nn.Parameter]) -> None:
+    def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor | None:
+        return None
+
+    def drop_absent(self, present: Sequence[bool]) -> None:
         return None
 
     def close(self) -> None:
         return None
-
-    def min_value(self, value: int) -> int:
-        return value
 
     def gather_objects(self, obj: Any) -> list[Any]:
         return [obj]
@@ -85,6 +87,7 @@ class StepResult:
     words: int = 0  # global words in this step
     grad_norm: float = 0.0
     skipped: bool = False  # non-finite and nonfinite=skip: no update was made
+    extra_sums: list[float] = field(default_factory=list)  # the caller's `extra_sums`, summed over ranks
     # Where this step's wall time went, in seconds (for the scaling benchmark).
     time_compute: float = 0.0  # counts reduce + forward + backward of every sub-batch
     time_reduce: float = 0.0  # waiting for the gradient all-reduce after the last backward
@@ -103,7 +106,10 @@ def optimizer_step(
     grad_clip: float,
     reducer: Reducer | None = None,
     nonfinite: str = "error",
+    extra_sums: Sequence[float] = (),
 ) -> StepResult:
+    """`extra_sums`: the caller's own numbers to sum over ranks (the loop's "my share of the
+    epoch is done"), carried by the step's reduce and read back with its one transfer."""
     reducer = reducer or LocalReducer()
     t0 = time.perf_counter()
     names = list(objective.loss_names)
@@ -133,18 +139,27 @@ def optimizer_step(
         words += objective.words(sub)
     params = [p for p in objective.model.parameters() if p.requires_grad]
     t1 = time.perf_counter()
-    reducer.sum_grads(params)
+    present = reducer.sum_grads(params)
     t2 = time.perf_counter()
     # Global loss sums and words: for the log, and so every rank takes the same finite/skip decision.
     device = next((v.device for v in loss_sums if isinstance(v, torch.Tensor)), global_counts.device)
-    local_totals = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in (*loss_sums, float(words))])
+    local_totals = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
+                                for v in (*loss_sums, float(words), *map(float, extra_sums))])
     totals = reducer.sum_counts(local_totals)
     grads = [p.grad for p in params if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=totals.device)
-    # The step's one transfer to the host: loss sums, words, the norm and the counts together.
-    host = torch.cat([totals, norm.reshape(1).to(totals.device, torch.float64), global_counts.to(totals.device)]).tolist()
+    # The step's one transfer to the host: loss sums, words, extra sums, the norm, the counts and
+    # the reducer's presence flags together.
+    parts = [totals, norm.reshape(1).to(totals.device, torch.float64), global_counts.to(totals.device)]
+    if present is not None:
+        parts.append(present.to(totals.device, torch.float64))
+    host = torch.cat(parts).tolist()
+    n, e = len(names), len(extra_sums)
     losses = {name: host[i] for i, name in enumerate(names)}
-    words_total, grad_norm, counts = host[len(names)], host[len(names) + 1], host[len(names) + 2:]
+    words_total, extra, grad_norm = host[n], host[n + 1 : n + 1 + e], host[n + 1 + e]
+    counts = host[n + 2 + e : 2 * n + 2 + e]
+    if present is not None:
+        reducer.drop_absent([v > 0.5 for v in host[2 * n + 2 + e :]])
     skipped = False
     if not (math.isfinite(grad_norm) and all(math.isfinite(v) for v in losses.values())):
         if nonfinite != "skip":
@@ -162,6 +177,7 @@ def optimizer_step(
         words=int(words_total),
         grad_norm=grad_norm,
         skipped=skipped,
+        extra_sums=extra,
         time_compute=t1 - t0,
         time_reduce=t2 - t1,
         time_update=t3 - t2,

@@ -93,3 +93,64 @@ def test_textcat_and_a_second_corpus_read_nothing_back_either(tmp_path: Path, mo
     assert mode.per_step(steps, STEP_MACHINERY) <= 1, dict(mode.calls)
     forward = {k: n for k, n in mode.calls.items() if k[1].startswith(("models/", "pipeline/"))}
     assert not forward, f"host syncs in the forward passes over {steps} steps: {forward}"
+
+
+LOOP_MACHINERY = ("training/engine.py", "training/step.py", "distributed/")  # a replica's loop, step and reducer
+
+
+def _count_replica(rank: int, world: int, port: int, out_dir: str, overrides: list[str]) -> None:
+    """One gloo replica of the real loop; transfers are counted from its first step's start to
+    its last step's end, so the loop's bookkeeping between steps (the epoch agreement) counts too."""
+    import json
+    import os
+
+    from distnlp.training.env import WorkerEnv
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    mode, steps = HostSyncs(), [0]
+    original = engine.optimizer_step
+
+    def counted_step(*args: Any, **kwargs: Any) -> Any:
+        mode.counting = True
+        try:
+            return original(*args, **kwargs)
+        finally:
+            steps[0] += 1
+            mode.counting = steps[0] < STEPS  # the last step's save point is not a step
+
+    engine.optimizer_step = counted_step
+    config = compose_config(["encoder.width=32", "distributed.num_threads=1", f"training.max_steps={STEPS}", "training.eval_frequency=1000",
+                             "training.log_every=1000", "training.checkpoints_to_keep=0", "training.max_eval_docs=2",
+                             "training.batcher.size=1000", f"training.output_dir={Path(out_dir) / 'run'}", *overrides])
+    with mode:
+        run_worker(config, WorkerEnv(rank=rank, world_size=world))
+    calls = {f"{name} {where}": n for (name, where), n in mode.calls.items() if where.startswith(LOOP_MACHINERY)}
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps({"steps": steps[0], "calls": calls}))
+
+
+STEPS = 6
+
+
+@pytest.mark.multiprocess
+def test_a_replica_reads_the_device_back_once_per_step(tmp_path: Path) -> None:
+    """On 2 gloo replicas the reducer's presence flags (is there a gradient anywhere?) and the
+    loop's epoch agreement ride the step's one transfer instead of adding their own. The demo
+    corpus's small batches cross an epoch within the steps, so the agreement is exercised."""
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    from distnlp.cli.compose import DEMO_DATA
+
+    overrides = [f"corpus.train={DEMO_DATA / 'dev'}", f"corpus.dev={DEMO_DATA / 'dev'}"]
+    mp.spawn(_count_replica, args=(2, port, str(tmp_path), overrides), nprocs=2, join=True)
+    for rank in range(2):
+        record = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert record["steps"] == STEPS
+        assert sum(record["calls"].values()) <= STEPS, f"rank {rank}: host syncs over {STEPS} steps: {record['calls']}"
+    metrics = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert max(m.get("epoch", 0) for m in metrics) >= 1, "the steps never crossed an epoch"
