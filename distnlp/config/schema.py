@@ -57,6 +57,7 @@ TRAINING = {
     "resume": bool,
     "overwrite": bool,
     "nonfinite": str,
+    "prefetch": bool,
     "optimizer": OPTIMIZER,
     "batcher": REF,
 }
@@ -68,6 +69,7 @@ DISTRIBUTED_SINGLE = {
     "device": str,
     "num_threads": int,
     "fail_at_step": (int, type(None)),
+    "reduce_dtype": (str, type(None)),
     "fail_in_checkpoint": bool,
     "keep_global_batch": bool,
 }
@@ -120,6 +122,7 @@ PRETRAIN: dict[str, Any] = {
     "resume": bool,
     "overwrite": bool,
     "nonfinite": str,
+    "prefetch": bool,
     "accumulate_gradient": int,
 }
 

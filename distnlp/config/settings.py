@@ -60,6 +60,7 @@ class LoopSettings:
     resume: bool = False
     overwrite: bool = False  # replace what an earlier run wrote into output_dir
     nonfinite: str = "error"  # a non-finite loss or gradient norm: stop (error) or skip the step
+    prefetch: bool = True  # prepare the next step's input on a background thread (training/prefetch.py)
     seed: int = 0
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
 
@@ -86,6 +87,7 @@ class DistributedSettings:
     storage_path: str | None = None
     max_failures: int = 1
     bucket_mb: float = 25.0
+    reduce_dtype: str | None = None  # the gradient all-reduce's wire type: None = the gradients' own (exact) | bfloat16 | float32
     timeout_s: float = 600.0
     connect_timeout_s: float = 120.0
     fail_at_step: int | None = None
@@ -99,6 +101,9 @@ class DistributedSettings:
         if settings.ray_log_level is not None and str(settings.ray_log_level).lower() not in RAY_LOG_LEVELS:
             raise ConfigError("distributed.ray_log_level", f"unknown level {settings.ray_log_level!r}",
                               f"use one of {', '.join(RAY_LOG_LEVELS)}, or null (error; info with --verbose)")
+        if settings.reduce_dtype is not None and settings.reduce_dtype not in REDUCE_DTYPES:
+            raise ConfigError("distributed.reduce_dtype", f"unknown type {settings.reduce_dtype!r}",
+                              f"use null (the gradients' own type: replicas equal one process) or one of {', '.join(REDUCE_DTYPES)}")
         return dataclasses.replace(settings, num_workers=_num_workers(settings.num_workers, settings.backend))
 
     @property
@@ -146,6 +151,7 @@ def _num_workers(value: Any, backend: str) -> int | str:
 
 
 RAY_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+REDUCE_DTYPES = ("bfloat16", "float32")  # distributed.reduce_dtype (distributed/grad_sync.py)
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,26 @@
 
 Heads divide their loss sums by the *global* item counts (reduced first, in `sum_counts`), so
 summing the gradients over ranks gives exactly the gradient of one process that saw the union
-of the batches (docs/architecture.md, "The equivalence contract"). Gradients are flattened into fixed buckets identified by
-stable parameter names; a bucket is all-reduced as soon as every gradient in it is final, in a
-fixed bucket order on every rank so the collectives always match. Parameters that get no
-gradient on a rank (a head with no labels in its batch, a listener at grad_factor 0, frozen
-weights) contribute zeros, so no collective ever waits for them.
+of the batches (docs/architecture.md, "The equivalence contract"). Gradients live in fixed flat
+buckets of stable parameter order: at the start of a step every parameter's `.grad` is set to a
+zeroed view into its bucket, backward accumulates into it in place, and a bucket is all-reduced
+in place as soon as every gradient in it is final, in a fixed bucket order on every rank so the
+collectives always match. No gradient is copied into a bucket or back out of it (DDP's
+`gradient_as_bucket_view`). Parameters that get no gradient on a rank (a head with no labels in
+its batch, a listener at grad_factor 0, frozen weights) contribute zeros, so no collective ever
+waits for them.
 
-Each bucket also carries one presence flag per parameter (1 where the rank has a gradient). A
-parameter with no gradient on any rank gets `grad = None` after the reduce, exactly as in one
-process, so the optimizer neither decays nor steps it (docs/architecture.md, "The equivalence
-contract"). The flags stay on the device until the step reads back its other numbers: until then
-such a gradient is zeros, which adds nothing to the norm and nothing when clipped.
+Each bucket also carries one presence flag per parameter, set by the gradient hook (1 where the
+rank has a gradient). A parameter with no gradient on any rank gets `grad = None` after the
+reduce, exactly as in one process, so the optimizer neither decays nor steps it
+(docs/architecture.md, "The equivalence contract"). The flags stay on the device until the step
+reads back its other numbers: until then such a gradient is zeros, which adds nothing to the
+norm and nothing when clipped.
+
+`reduce_dtype=torch.bfloat16` (distributed.reduce_dtype) sends each bucket as a bf16 copy, half
+the bytes of float32, and casts the sum back: gradients then carry bf16 rounding (8 bits of
+mantissa, per rank and in the sum), so replicas no longer equal one process to float tolerance;
+the default (None: the gradients' own type, no cast) keeps the equivalence contract.
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 DEFAULT_BUCKET_MB = 25.0
+WIRE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # distributed.reduce_dtype
 
 
 class _Bucket:
@@ -35,33 +45,47 @@ class _Bucket:
         p0 = params[0][1]
         # The gradients, then one presence flag per parameter.
         self.flat = torch.zeros(self.numel + len(params), dtype=p0.dtype, device=p0.device)
+        self.flags = self.flat[self.numel :]
+        self.views: list[torch.Tensor] = []
+        offset = 0
+        for _, p in params:
+            self.views.append(self.flat[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
         self.ready: set[int] = set()
+        self.seen: set[int] = set()
         self.handle: Any = None
+        self.sent: torch.Tensor | None = None  # the reduce_dtype copy on the wire, if not the flat itself
 
-    def pack(self) -> None:
-        offset = 0
-        for j, (_, p) in enumerate(self.params):
-            n = p.numel()
-            if p.grad is None:
-                self.flat[offset : offset + n].zero_()
-            else:
-                self.flat[offset : offset + n].copy_(p.grad.reshape(-1))
-            self.flat[self.numel + j] = 0.0 if p.grad is None else 1.0
-            offset += n
+    def attach(self) -> None:
+        """A new step: zeroed gradients, each parameter's `.grad` a view into this bucket."""
+        self.flat.zero_()
+        for (_, p), view in zip(self.params, self.views):
+            p.grad = view
+        self.ready.clear()
+        self.seen.clear()
+        self.handle = None
+        self.sent = None
 
-    def unpack(self) -> None:
-        offset = 0
-        for _, p in self.params:
-            n = p.numel()
-            chunk = self.flat[offset : offset + n].view_as(p)
-            if p.grad is None:
-                p.grad = chunk.clone()
-            else:
-                p.grad.copy_(chunk)
-            offset += n
+    def gather_strays(self) -> None:
+        """A gradient autograd put elsewhere than its view (e.g. a replaced `.grad`): copy it in."""
+        for j, ((_, p), view) in enumerate(zip(self.params, self.views)):
+            if p.grad is not None and p.grad is not view:
+                view.copy_(p.grad)
+                self.flags[j] = 1.0
+                p.grad = view
+
+    def launch(self, reduce_dtype: torch.dtype | None) -> None:
+        self.gather_strays()
+        self.sent = self.flat if reduce_dtype in (None, self.flat.dtype) else self.flat.to(reduce_dtype)
+        self.handle = dist.all_reduce(self.sent, op=dist.ReduceOp.SUM, async_op=True)
+
+    def wait(self) -> None:
+        self.handle.wait()
+        if self.sent is not self.flat:
+            self.flat.copy_(self.sent)
 
     def presence(self) -> torch.Tensor:
-        return self.flat[self.numel :] > 0.5
+        return self.flags > 0.5
 
 
 class GradAllReducer:
@@ -74,7 +98,9 @@ class GradAllReducer:
         device: torch.device | str = "cpu",
         bucket_mb: float = DEFAULT_BUCKET_MB,
         overlap: bool = True,
+        reduce_dtype: torch.dtype | None = None,
     ) -> None:
+        """`reduce_dtype`: the type buckets are sent in; None = the gradients' own (exact)."""
         self.device = torch.device(device)  # NCCL needs the small tensors (counts, flags) on the GPU too
         self.named_params = [(n, p) for n, p in named_params if p.requires_grad]
         # Same order on every rank: parameters sorted by their stable names would also do, but
@@ -85,34 +111,47 @@ class GradAllReducer:
             for j, (_, p) in enumerate(b.params):
                 self._where[id(p)] = (b.index, j)
         self.overlap = overlap
+        self.reduce_dtype = reduce_dtype
         self._final_backward = False
         self._next_launch = 0
-        self._hooks: list[Any] = []
-        if overlap:
-            for _, p in self.named_params:
-                self._hooks.append(p.register_post_accumulate_grad_hook(self._on_grad))
+        # Always hooked: the hook is what marks a gradient present (an attached view is never None).
+        self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad) for _, p in self.named_params]
 
     # --- Reducer protocol --------------------------------------------------------------------
     def sum_counts(self, counts: torch.Tensor) -> torch.Tensor:
         out = counts.to(self.device, copy=True)
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        self._start_step()
         return out  # on the device: the step reads it back once, with its other numbers
 
-    def final_backward(self, is_final: bool) -> None:
-        """Only the last sub-batch's backward may launch reductions (gradient accumulation)."""
-        self._final_backward = is_final
+    def zero_grads(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)  # parameters the reducer does not hold
+        self._next_launch = 0
+        self._final_backward = False
+        for b in self.buckets:
+            b.attach()
+
+    def final_backward(self, is_final: bool, loss: torch.Tensor | None = None) -> None:
+        """Only the last sub-batch's backward may launch reductions (gradient accumulation).
+
+        Before it, every parameter its loss does not reach is final already (a head without
+        labels in this batch, a listener at grad_factor 0): marked ready now, so it does not
+        hold its bucket, and every later one, until backward ends."""
+        self._final_backward = is_final and self.overlap
+        if not self._final_backward:
+            return
+        reached = _reached_parameters(loss)
+        for b in self.buckets:
+            b.ready.update(j for j, (_, p) in enumerate(b.params) if id(p) not in reached)
+        self._launch_ready(force=False)
 
     def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor:
-        """Every parameter's summed gradient (zeros where no rank has one), and, on the device,
-        whether any rank has one: the step reads it back with its other numbers (`drop_absent`)."""
+        """Every parameter's summed gradient, in place in its view (zeros where no rank has
+        one), and, on the device, whether any rank has one: the step reads it back with its
+        other numbers (`drop_absent`)."""
         self._launch_ready(force=True)
         for b in self.buckets:
-            b.handle.wait()
-            b.unpack()
-        present = torch.cat([b.presence() for b in self.buckets])
-        self._start_step()
-        return present
+            b.wait()
+        return torch.cat([b.presence() for b in self.buckets])
 
     def drop_absent(self, present: Sequence[bool]) -> None:
         """`grad = None` where no rank had a gradient, as one process would leave it."""
@@ -130,23 +169,18 @@ class GradAllReducer:
         self._hooks = []
 
     # --- overlap -----------------------------------------------------------------------------
-    def _start_step(self) -> None:
-        self._next_launch = 0
-        self._final_backward = not self.overlap
-        for b in self.buckets:
-            b.ready.clear()
-            b.handle = None
-
     def _on_grad(self, p: nn.Parameter) -> None:
-        if not self._final_backward:
-            return
         where = self._where.get(id(p))
         if where is None:
             return
         b_idx, j = where
         bucket = self.buckets[b_idx]
-        bucket.ready.add(j)
-        self._launch_ready(force=False)
+        if j not in bucket.seen:
+            bucket.seen.add(j)
+            bucket.flags[j] = 1.0
+        if self._final_backward:
+            bucket.ready.add(j)
+            self._launch_ready(force=False)
 
     def _launch_ready(self, force: bool) -> None:
         # Launch strictly in bucket order so every rank issues the same collectives in the same order.
@@ -155,9 +189,29 @@ class GradAllReducer:
             if b.handle is None and not force and len(b.ready) < len(b.params):
                 return
             if b.handle is None:
-                b.pack()
-                b.handle = dist.all_reduce(b.flat, op=dist.ReduceOp.SUM, async_op=True)
+                b.launch(self.reduce_dtype)
             self._next_launch += 1
+
+
+def _reached_parameters(loss: torch.Tensor | None) -> set[int]:
+    """ids of the leaf tensors whose gradients a backward of `loss` accumulates (its graph's
+    AccumulateGrad nodes), as DDP's find_unused_parameters finds them."""
+    if loss is None or loss.grad_fn is None:
+        return set()
+    reached: set[int] = set()
+    seen = set()
+    stack = [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        leaf = getattr(node, "variable", None)
+        if leaf is not None:
+            reached.add(id(leaf))
+            continue
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return reached
 
 
 def _make_buckets(named: list[tuple[str, nn.Parameter]], cap_bytes: int) -> list[_Bucket]:

@@ -8,6 +8,10 @@ import torch
 
 def to_device(obj: Any, device: torch.device | str) -> Any:
     if isinstance(obj, torch.Tensor):
+        if obj.device.type == "cpu" and torch.device(device).type == "cuda":
+            # From pinned memory the copy is truly asynchronous: the caller (the prefetch
+            # thread) queues it and goes on; the step's kernels come after it on the stream.
+            return obj.pin_memory().to(device, non_blocking=True)
         return obj.to(device, non_blocking=True)
     if isinstance(obj, dict):
         return {k: to_device(v, device) for k, v in obj.items()}

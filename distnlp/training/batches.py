@@ -165,7 +165,9 @@ class ResumableBatches:
             emitted = sorted((c, w) for c, w in {**self._skip, **self._emitted_after}.items() if c > first)
         else:
             stream_state = dict(self.stream.state_dict())
-            emitted = []
+            # Nothing pending: skips still ahead of the stream (a state just loaded) stay skips.
+            at = (int(stream_state["epoch"]), int(stream_state["position"]))
+            emitted = sorted((c, w) for c, w in self._skip.items() if c >= at)
         return {"stream": stream_state, "skip": [[*c, w] for c, w in emitted], "batches_emitted": self.batches_emitted,
                 "size_index": self.size_index, "open_epoch": self.open_epoch}
 

@@ -3,7 +3,7 @@
 Read it top to bottom (docs/architecture.md, "The engine"):
 
     restore the newest committed checkpoint of this run (or start at step 0)
-    until a stop: take a batch -> one optimizer step -> advance step and epoch
+    until a stop: take a batch (prepared while the last step ran) -> one optimizer step -> advance step and epoch
         compute `last` first (max_steps, max_epochs; every rank agrees)
         at a save point (or the last step): evaluate -> commit a checkpoint -> save the model
         stop on `last`, or on patience after an evaluation
@@ -14,7 +14,6 @@ What is trained, evaluated and saved is the objective's business (training/objec
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -24,6 +23,7 @@ from .env import WorkerEnv
 from .loop_state import LoopState, SavePoint
 from .objective import Objective
 from .optim import ParameterAverages, build_optimizer, set_learn_rate
+from .prefetch import InputPrefetcher
 from .step import LocalReducer, Reducer, StepResult, optimizer_step
 
 
@@ -50,51 +50,56 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
 
     stop_early = False
     done = _finished(settings, state)
-    while not done:
-        failure.at_step(state.step, env.rank, env.world_size)
-        t_batch = time.perf_counter()
-        docs = batches.take()
-        subs = objective.prepare(docs, settings.accumulate_gradient)
-        # Whether this rank's share of the open epoch is trained on with this batch: summed over
-        # ranks by the step's own reduce (with a 1 per rank to count them), not a collective of its own.
-        share_done = float(batches.reached_epoch > state.epoch)
-        t_data = time.perf_counter() - t_batch
-        set_learn_rate(optimizer, learn_rate(state.step))
-        result = optimizer_step(objective, subs, step=state.step, optimizer=optimizer, grad_clip=settings.optimizer.grad_clip,
-                                reducer=reducer, nonfinite=settings.nonfinite, extra_sums=(share_done, 1.0))
-        if averages is not None and not result.skipped:
-            averages.update()
-        state.step += 1
-        state.batch_in_epoch += 1
-        state.words += result.words
-        state.skipped_steps += int(result.skipped)
-        # The epoch every rank has finished reading: a rank's data never reads past the open
-        # epoch, so every rank done with it means all of them are in the next one.
-        done_ranks, ranks = result.extra_sums
-        epoch_now = state.epoch + 1 if done_ranks == ranks else state.epoch
-        point = SavePoint(epoch_done=epoch_now > state.epoch, finished_epoch=state.epoch, last=False)
-        batch_index = state.batch_in_epoch - 1
-        if point.epoch_done:
-            state.epoch, state.batch_in_epoch = epoch_now, 0
-            # Every rank has trained on its share of the epoch: all open the next one together.
-            batches.begin_epoch(epoch_now)
-        # `last` first: evaluation and saving below then happen on the final step too.
-        point.last = _finished(settings, state)
-        objective.after_step(state, result, lr=learn_rate(state.step - 1), data_time=t_data)
-        stop_early = False
-        wanted = objective.is_save_point(state, point, batch_index)
-        if point.last or wanted:
-            score = objective.evaluate(state, averages, reducer)
-            if score is not None and (state.best_score is None or score > state.best_score):
-                state.best_score, state.best_step = score, state.step
-            stop_early = bool(settings.patience) and score is not None and state.step - state.best_step >= settings.patience
-            point.last = point.last or stop_early
-            if coordinator is not None:
-                coordinator.checkpoint(step=state.step, nlp=model, optimizer=optimizer, averages=averages, stream=batches,
-                                       state=asdict(state), metrics={"step": state.step, "score": score, "epoch": state.epoch})
-                batches.restart()  # an uninterrupted run re-batches here exactly as a resumed one does
-            objective.save(state, point, averages)
-        done = point.last
+    prefetcher = InputPrefetcher(batches, lambda docs: objective.prepare(docs, settings.accumulate_gradient), enabled=settings.prefetch)
+    try:
+        while not done:
+            failure.at_step(state.step, env.rank, env.world_size)
+            prepared, t_data = prefetcher.take()
+            subs = prepared.sub_batches
+            # Whether this rank's share of the open epoch is trained on with this batch: summed over
+            # ranks by the step's own reduce (with a 1 per rank to count them), not a collective of its own.
+            share_done = float(prepared.reached_epoch > state.epoch)
+            set_learn_rate(optimizer, learn_rate(state.step))
+            result = optimizer_step(objective, subs, step=state.step, optimizer=optimizer, grad_clip=settings.optimizer.grad_clip,
+                                    reducer=reducer, nonfinite=settings.nonfinite, extra_sums=(share_done, 1.0))
+            if averages is not None and not result.skipped:
+                averages.update()
+            state.step += 1
+            state.batch_in_epoch += 1
+            state.words += result.words
+            state.skipped_steps += int(result.skipped)
+            # The epoch every rank has finished reading: a rank's data never reads past the open
+            # epoch, so every rank done with it means all of them are in the next one.
+            done_ranks, ranks = result.extra_sums
+            epoch_now = state.epoch + 1 if done_ranks == ranks else state.epoch
+            point = SavePoint(epoch_done=epoch_now > state.epoch, finished_epoch=state.epoch, last=False)
+            batch_index = state.batch_in_epoch - 1
+            if point.epoch_done:
+                state.epoch, state.batch_in_epoch = epoch_now, 0
+                # Every rank has trained on its share of the epoch: all open the next one together
+                # (the batch prefetched from the closed one is dropped first).
+                prefetcher.rewind()
+                batches.begin_epoch(epoch_now)
+            # `last` first: evaluation and saving below then happen on the final step too.
+            point.last = _finished(settings, state)
+            objective.after_step(state, result, lr=learn_rate(state.step - 1), data_time=t_data)
+            stop_early = False
+            wanted = objective.is_save_point(state, point, batch_index)
+            if point.last or wanted:
+                score = objective.evaluate(state, averages, reducer)
+                if score is not None and (state.best_score is None or score > state.best_score):
+                    state.best_score, state.best_step = score, state.step
+                stop_early = bool(settings.patience) and score is not None and state.step - state.best_step >= settings.patience
+                point.last = point.last or stop_early
+                if coordinator is not None:
+                    prefetcher.rewind()  # the checkpoint holds the data state before the prefetched batch
+                    coordinator.checkpoint(step=state.step, nlp=model, optimizer=optimizer, averages=averages, stream=batches,
+                                           state=asdict(state), metrics={"step": state.step, "score": score, "epoch": state.epoch})
+                    batches.restart()  # an uninterrupted run re-batches here exactly as a resumed one does
+                objective.save(state, point, averages)
+            done = point.last
+    finally:
+        prefetcher.close()
     reducer.close()
     if stop_early:
         stop_reason = "patience"

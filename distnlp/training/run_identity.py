@@ -31,8 +31,8 @@ RUN_FILE = "run.json"
 # and on what it runs (the world size is checked by the checkpoint loader itself).
 VOLATILE = {
     "training": ("max_steps", "max_epochs", "patience", "resume", "overwrite", "log_every", "curves", "checkpoints_to_keep", "nonfinite",
-                 "output_dir"),
-    "pretrain": ("max_steps", "max_epochs", "resume", "overwrite", "log_every", "checkpoints_to_keep", "nonfinite", "output_dir"),
+                 "output_dir", "prefetch"),
+    "pretrain": ("max_steps", "max_epochs", "resume", "overwrite", "log_every", "checkpoints_to_keep", "nonfinite", "output_dir", "prefetch"),
 }
 VOLATILE_SECTIONS = ("distributed",)
 

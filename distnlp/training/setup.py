@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distributed.grad_sync import DEFAULT_BUCKET_MB, GradAllReducer, all_gather_json
+from ..distributed.grad_sync import DEFAULT_BUCKET_MB, WIRE_DTYPES, GradAllReducer, all_gather_json
 from ..distributed.process_group import DistEnv, init_process_group, is_distributed
 from ..errors import DistnlpError
 from .env import WorkerEnv
@@ -30,6 +30,7 @@ class Worker:
     env: WorkerEnv
     device: torch.device
     bucket_mb: float = DEFAULT_BUCKET_MB
+    reduce_dtype: str | None = None  # None: the gradients' own type
 
     @property
     def distributed(self) -> bool:
@@ -38,7 +39,8 @@ class Worker:
     def make_reducer(self, model: nn.Module) -> Reducer:
         if not self.distributed:
             return LocalReducer()
-        return GradAllReducer(list(model.named_parameters()), device=self.device, bucket_mb=self.bucket_mb)
+        return GradAllReducer(list(model.named_parameters()), device=self.device, bucket_mb=self.bucket_mb,
+                              reduce_dtype=WIRE_DTYPES[self.reduce_dtype] if self.reduce_dtype else None)
 
     def gather(self, obj: Any) -> list[Any]:
         return all_gather_json(obj, self.device) if self.distributed else [obj]
@@ -56,7 +58,7 @@ def setup_worker(env: WorkerEnv, dist: DistributedSettings | None = None, *, cpu
             torch.set_num_threads(threads)
     if env.world_size > 1:
         init_process_group(DistEnv(env.rank, env.world_size, env.local_rank), device, dist.timeout_s)
-    return Worker(env, device, dist.bucket_mb or DEFAULT_BUCKET_MB)
+    return Worker(env, device, dist.bucket_mb or DEFAULT_BUCKET_MB, dist.reduce_dtype)
 
 
 class ReplicaMismatchError(DistnlpError):

@@ -29,8 +29,13 @@ class Reducer(Protocol):
 
     def sum_counts(self, counts: torch.Tensor) -> torch.Tensor: ...
 
-    def final_backward(self, is_final: bool) -> None:
-        """Before each sub-batch's backward: whether it is the step's last (gradients complete)."""
+    def zero_grads(self, optimizer: torch.optim.Optimizer) -> None:
+        """A new step's gradients: None on one process; zeroed views into the buckets the
+        all-reduce sends, when distributed (so nothing is copied in or out)."""
+
+    def final_backward(self, is_final: bool, loss: torch.Tensor | None = None) -> None:
+        """Before each sub-batch's backward: whether it is the step's last (gradients complete),
+        and the loss it differentiates (None: no backward follows)."""
 
     def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor | None:
         """Sum the gradients; returns per-parameter presence flags still on the device (or None)."""
@@ -47,7 +52,10 @@ class LocalReducer:
     def sum_counts(self, counts: torch.Tensor) -> torch.Tensor:
         return counts
 
-    def final_backward(self, is_final: bool) -> None:
+    def zero_grads(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)
+
+    def final_backward(self, is_final: bool, loss: torch.Tensor | None = None) -> None:
         return None
 
     def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor | None:
@@ -123,18 +131,19 @@ def optimizer_step(
     model_device = next((p.device for p in objective.model.parameters()), global_counts.device)
     denom = global_counts.clamp(min=1.0).to(model_device)
 
-    optimizer.zero_grad(set_to_none=True)
+    reducer.zero_grads(optimizer)
     loss_sums: list[torch.Tensor | float] = [0.0] * len(names)  # device tensors: read once, at the end
     words = 0
     for i, sub in enumerate(sub_batches):
-        reducer.final_backward(i == len(sub_batches) - 1)
         total = None
         for name, loss_sum in objective.losses(sub, step).items():
             k = names.index(name)
             term = loss_sum / denom[k].to(loss_sum.dtype)
             total = term if total is None else total + term
             loss_sums[k] = loss_sums[k] + loss_sum.detach().to(torch.float64)
-        if total is not None and total.requires_grad:
+        backward = total is not None and total.requires_grad
+        reducer.final_backward(i == len(sub_batches) - 1, total if backward else None)
+        if backward:
             total.backward()
         words += objective.words(sub)
     params = [p for p in objective.model.parameters() if p.requires_grad]

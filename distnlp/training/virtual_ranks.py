@@ -122,6 +122,14 @@ class DataRanks:
             return 1 << 30
         return min(h.batches.reached_epoch for h in self.hosted.values())
 
+    def data_state(self) -> dict[int, dict[str, Any]]:
+        """Every hosted data rank's batch state, to go back to with `set_data_state` (prefetch)."""
+        return {v: h.batches.state_dict() for v, h in self.hosted.items()}
+
+    def set_data_state(self, states: Mapping[int, dict[str, Any]]) -> None:
+        for v, state in states.items():
+            self.hosted[v].batches.load_state_dict(state)
+
     def begin_epoch(self, epoch: int) -> None:
         for h in self.hosted.values():
             h.batches.begin_epoch(epoch)

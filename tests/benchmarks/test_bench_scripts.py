@@ -115,3 +115,29 @@ def test_scale_benchmark_runs_tiny(tmp_path):
     assert result["states"]["8 ranks, step 20"]["skip_entries"] > 0
     epoch = result["epoch"]
     assert epoch["finished"] and 0 <= epoch["idle_fraction"] < 0.5
+
+
+def test_prefetch_benchmark_runs_tiny(tmp_path):
+    """bench_prefetch.py: inline and prefetched runs of the default pipeline, 7 steps each."""
+    from distnlp.cli.compose import DEMO_DATA
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_prefetch.py"), "--corpus", str(DEMO_DATA / "train"), "--steps", "7",
+                           "--repeats", "1", "--batch", "500"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    result = json.loads(out[out.index('{\n  "preset"'):])
+    assert result["inline"][0]["words_per_second"] > 0 and result["prefetch"][0]["words_per_second"] > 0
+    assert result["prefetch"][0]["data_wait_s"] < result["inline"][0]["data_wait_s"]  # the batch was ready
+
+
+def test_reducer_benchmark_runs_tiny(tmp_path):
+    """bench_reducer.py: 2 gloo ranks, 4 steps; the reducer copies no gradient bytes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_reducer.py"), "--ranks", "2", "--steps", "4", "--batch", "600"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    result = json.loads(out[out.index('{\n  "ranks"'):])
+    assert result["reducer_bytes_copied_per_step"] == [0.0, 0.0]
+    assert result["step_time_s"]["compute"] > 0

@@ -75,3 +75,12 @@ def test_pretraining_settings_name_their_own_section(tmp_path: Path) -> None:
     config = compose_config(["pretrain=characters", "pretrain.max_steps=1", "pretrain.batcher=7"])
     with pytest.raises(ConfigError, match=r"^pretrain\.batcher: expected a registered batcher"):
         PRETRAIN.settings(config)
+
+
+def test_an_unknown_reduce_dtype_is_one_line() -> None:
+    from distnlp.config.settings import DistributedSettings
+
+    assert DistributedSettings.from_config({"distributed": {"reduce_dtype": "bfloat16"}}).reduce_dtype == "bfloat16"
+    assert DistributedSettings.from_config({"distributed": {}}).reduce_dtype is None
+    with pytest.raises(ConfigError, match=r"^distributed\.reduce_dtype: unknown type 'fp16'.*null .*bfloat16, float32"):
+        DistributedSettings.from_config({"distributed": {"reduce_dtype": "fp16"}})

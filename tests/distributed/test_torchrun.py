@@ -36,6 +36,11 @@ def test_torchrun_two_cpu_ranks(tmp_path: Path) -> None:
     assert [t.tag_ for t in nlp("The cat sat on the mat .")]
 
 
+# The logging batcher records every doc it yields; with training.prefetch a batch prepared
+# ahead is discarded at each checkpoint and yielded again after it, so these runs read inline
+# (test_prefetch_resumes_elastically_as_inline checks that prefetch changes none of it).
+READ_INLINE = "training.prefetch=false"
+
 LOGGED_BATCHER = """
 import json, os
 from distnlp.data.batching import configure_batch_by_words
@@ -79,7 +84,7 @@ def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, first
     common = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
               "training.log_every=1", "training.max_eval_docs=2", "distributed.num_threads=1", "nlp.pipeline=[tagger,ner]",
               f"code={tmp_path / 'logged.py'}", f"training.batcher._use_=test.logged_batch_by_words.v1", f"+training.batcher.log_dir={logs}",
-              "training.curves=false"]
+              "training.curves=false", READ_INLINE]
     env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
     first = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *common, "training.max_steps=6"],
                            capture_output=True, text=True, env={**env, "DISTNLP_CPU_WORKERS": str(first_ranks)}, timeout=300)
@@ -110,7 +115,7 @@ def test_four_ranks_resized_to_three_then_two_mid_window_and_mid_epoch(tmp_path:
     common = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
               "training.log_every=1", "training.max_eval_docs=2", "distributed.num_threads=1", "nlp.pipeline=[tagger]",
               f"code={tmp_path / 'logged.py'}", "training.batcher._use_=test.logged_batch_by_words.v1", f"+training.batcher.log_dir={logs}",
-              "training.curves=false", "corpus.shuffle_words=3000"]
+              "training.curves=false", "corpus.shuffle_words=3000", READ_INLINE]
     env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
 
     def run(ranks: int, *limits: str) -> None:
@@ -129,6 +134,37 @@ def test_four_ranks_resized_to_three_then_two_mid_window_and_mid_epoch(tmp_path:
     corpus = Counter(d.doc_id for d in read_docs(DEMO_DATA / "dev"))
     used = _docs_used(logs)
     assert used[0] == corpus and used[1] == corpus and set(used) == {0, 1}  # each epoch exactly once, nothing of epoch 2
+
+
+def test_prefetch_resumes_elastically_as_inline(tmp_path: Path) -> None:
+    """2 gloo ranks checkpoint mid-epoch and the run goes on on 1 (the epoch's rest re-split),
+    through an epoch boundary: with training.prefetch on, every step trains the same global words
+    with the same losses as with it off."""
+    from distnlp.cli.compose import DEMO_DATA
+
+    env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
+
+    def run(out: Path, prefetch: str, ranks: int, *limits: str) -> None:
+        args = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
+                "training.log_every=1", "training.max_eval_docs=2", "distributed.num_threads=1", "nlp.pipeline=[tagger,ner]",
+                "training.curves=false", "training.batcher.size=600", f"training.prefetch={prefetch}", *limits]
+        done = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *args], capture_output=True, text=True,
+                              env={**env, "DISTNLP_CPU_WORKERS": str(ranks)}, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+    logs = {}
+    for prefetch in ("false", "true"):
+        out = tmp_path / f"prefetch-{prefetch}"
+        run(out, prefetch, 2, "training.max_steps=5")
+        run(out, prefetch, 1, "training.resume=true", "training.max_steps=16")
+        logs[prefetch] = _step_log(out)
+    inline, prefetched = logs["false"], logs["true"]
+    assert [s["step"] for s in inline] == [s["step"] for s in prefetched] == list(range(1, 17))
+    assert inline[-1]["epoch"] >= 1, "the run never crossed an epoch"
+    for a, b in zip(inline, prefetched):
+        assert (a["epoch"], a["words"]) == (b["epoch"], b["words"]), (a["step"], a["words"], b["words"])
+        for name, value in a["losses"].items():
+            assert abs(b["losses"][name] - value) <= 1e-4 * max(1.0, abs(value)), (a["step"], name, value, b["losses"][name])
 
 
 def _step_log(out: Path) -> list[dict]:

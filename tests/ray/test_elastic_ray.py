@@ -81,6 +81,7 @@ def _config(out: Path, tmp: Path) -> dict[str, Any]:
         f"training.max_steps={MAX_STEPS}", f"training.eval_frequency={EVAL_FREQUENCY}", "training.log_every=1",
         "training.max_eval_docs=2", "training.batcher.size=400", "training.curves=false", f"code={tmp / 'logged.py'}",
         "training.batcher._use_=test.elastic_logged_batch_by_words.v1", f"+training.batcher.log_dir={tmp / 'docs'}",
+        "training.prefetch=false",  # the log records what the batcher yields: no batch read ahead and discarded
     ])
     validate_config(config)
     return config
