@@ -19,6 +19,7 @@ _MODULES = (
     "distnlp.models.pooling",
     "distnlp.pipeline.components",
     "distnlp.pretrain.objectives",
+    "distnlp.training.trackers",
 )
 
 for _name in _MODULES:

@@ -41,6 +41,7 @@ KINDS = (
     "objectives",
     "batchers",
     "vectors",
+    "loggers",
 )
 
 
@@ -89,6 +90,7 @@ schedules = _REGISTRIES["schedules"]
 objectives = _REGISTRIES["objectives"]
 batchers = _REGISTRIES["batchers"]
 vectors = _REGISTRIES["vectors"]
+loggers = _REGISTRIES["loggers"]
 
 
 def _check_unique(name: str, kind: str, fn: Callable[..., Any]) -> None:

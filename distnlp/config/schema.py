@@ -58,6 +58,7 @@ TRAINING = {
     "overwrite": bool,
     "nonfinite": str,
     "prefetch": bool,
+    "loggers": (list, type(None)),
     "optimizer": OPTIMIZER,
     "batcher": REF,
 }

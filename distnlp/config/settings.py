@@ -14,6 +14,7 @@ from typing import Any
 
 from .corpora import CorpusEntry, check_corpus_section, train_entries
 from ..errors import ConfigError
+from ..registry import USE_KEY, loggers
 
 NONFINITE_POLICIES = ("error", "skip")
 
@@ -253,13 +254,36 @@ class RunSettings:
     corpus: CorpusSettings
     distributed: DistributedSettings
     evaluation: EvaluationSettings | None = None  # training only
+    loggers: tuple[dict[str, Any], ...] = ()  # training.loggers as registered references (training/trackers.py)
 
 
 def training_run(config: Mapping[str, Any]) -> RunSettings:
     node = config.get("training") or {}
     evaluation = _read(EvaluationSettings, {k: node[k] for k in ("max_eval_docs", "score_weights", "curves") if node.get(k) is not None}, "training")
     return RunSettings(training_settings(config), BatcherSettings.from_config(node.get("batcher"), "training.batcher"),
-                       CorpusSettings.from_config(config), DistributedSettings.from_config(config), evaluation)
+                       CorpusSettings.from_config(config), DistributedSettings.from_config(config), evaluation,
+                       logger_specs(node.get("loggers")))
+
+
+# What a bare name in training.loggers stands for.
+LOGGER_SHORT_NAMES = {"tensorboard": "distnlp.tensorboard.v1", "mlflow": "distnlp.mlflow.v1"}
+
+
+def logger_specs(value: Any, path: str = "training.loggers") -> tuple[dict[str, Any], ...]:
+    """`training.loggers` as registered references; a bare name stands for its `.v1`."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(path, f"expected a list, got {value!r}", "e.g. training.loggers=[tensorboard,mlflow]")
+    specs = []
+    for i, item in enumerate(value):
+        spec = {USE_KEY: LOGGER_SHORT_NAMES.get(item, item)} if isinstance(item, str) else dict(item) if isinstance(item, Mapping) else None
+        if spec is None or not isinstance(spec.get(USE_KEY), str):
+            raise ConfigError(f"{path}[{i}]", f"expected a logger name or {{_use_: NAME, ...}}, got {item!r}",
+                              f"one of {', '.join(LOGGER_SHORT_NAMES)}, or a registered name")
+        loggers.get(spec[USE_KEY], f"{path}[{i}]")
+        specs.append(spec)
+    return tuple(specs)
 
 
 def pretrain_run(config: Mapping[str, Any]) -> RunSettings:
@@ -269,7 +293,7 @@ def pretrain_run(config: Mapping[str, Any]) -> RunSettings:
 
 
 # Keys of the config sections that are not loop settings (read by the objectives themselves).
-_TRAINING_ONLY = ("score_weights", "max_eval_docs", "batcher", "curves")
+_TRAINING_ONLY = ("score_weights", "max_eval_docs", "batcher", "curves", "loggers")
 _PRETRAIN_ONLY = ("objective", "objectives", "component", "layer", "mask_prob", "min_length", "max_length", "batcher", "vectors")
 
 

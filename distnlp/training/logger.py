@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .console import Console
+from .trackers import TrackerFanout
 
 
 class TrainingLogger:
@@ -27,6 +28,7 @@ class TrainingLogger:
         self.console = console  # when set, lines go there instead of `stream` (a Ray replica relays them)
         self.enabled = enabled
         self.metrics = open(metrics_path, "a", encoding="utf8") if (metrics_path and enabled) else None
+        self.trackers: TrackerFanout | None = None  # training.loggers, fed every record metrics.jsonl gets
         self._header_done = False
         self.columns = (
             ["E", "#"]
@@ -69,10 +71,14 @@ class TrainingLogger:
         if self.metrics is not None:
             self.metrics.write(json.dumps(record, default=_jsonable) + "\n")
             self.metrics.flush()
+        if self.trackers is not None:
+            self.trackers.log(record)
 
-    def close(self) -> None:
+    def close(self, best_model: Path | None = None) -> None:
         if self.metrics is not None:
             self.metrics.close()
+        if self.trackers is not None:
+            self.trackers.finish(best_model)
 
 
 def _fmt_score(value: Any) -> str:

@@ -29,6 +29,7 @@ from .labels import pipeline_labels
 from .logger import TrainingLogger
 from .optim import ParameterAverages
 from .step import Reducer, StepResult, optimizer_step
+from .trackers import TrackerFanout, start_trackers
 from .virtual_ranks import DataRanks, data_rank_generators, split_hosted
 
 
@@ -116,6 +117,7 @@ class PipelineObjective(PipelineLosses):
         self.dev_docs = _dev_docs(corpus.dev_sets(), env, evaluation.max_eval_docs)
         self.output_dir = Path(settings.output_dir)
         self.draw_curves = evaluation.curves
+        self.tracker_specs = run.loggers
         self.logger: TrainingLogger | None = None
         self._losses = {name: 0.0 for name in self.loss_names}
         self._words, self._t0 = 0, time.perf_counter()
@@ -140,6 +142,9 @@ class PipelineObjective(PipelineLosses):
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / "config.json").write_text(json.dumps(self.config, indent=2))
         self.logger = TrainingLogger(self.loss_names, list(self.weights), self.output_dir / "metrics.jsonl", enabled=zero, console=self.console)
+        if zero and self.tracker_specs:  # rank 0 alone: N replicas are one run in the tracker
+            self.logger.trackers = TrackerFanout(start_trackers(self.tracker_specs, self.output_dir, self.config, self.logger.print),
+                                                 self.logger.print)
         nlp = self.model
         self.logger.print(f"pipeline: {', '.join(nlp.pipe_names)} | device: {self.device} | replicas: {self.env.world_size} "
                           f"| parameters: {sum(p.numel() for p in nlp.parameters()):,}")
@@ -198,7 +203,7 @@ class PipelineObjective(PipelineLosses):
         skipped = f"; {state.skipped_steps} non-finite steps skipped" if state.skipped_steps else ""
         self.logger.print(f"stopped after {state.step} steps ({stop_reason}); best score {best:.2f} at step {state.best_step}{skipped}; "
                           f"model-best/ and model-last/ saved in {self.output_dir}")
-        self.logger.close()
+        self.logger.close(best_model=self.output_dir / "model-best")
         return {"step": state.step, "epoch": state.epoch, "best_score": state.best_score, "best_step": state.best_step,
                 "output_dir": str(self.output_dir), "stop_reason": stop_reason, "skipped_steps": state.skipped_steps}
 

@@ -31,14 +31,14 @@ RUN_FILE = "run.json"
 # and on what it runs (the world size is checked by the checkpoint loader itself).
 VOLATILE = {
     "training": ("max_steps", "max_epochs", "patience", "resume", "overwrite", "log_every", "curves", "checkpoints_to_keep", "nonfinite",
-                 "output_dir", "prefetch"),
+                 "output_dir", "prefetch", "loggers"),
     "pretrain": ("max_steps", "max_epochs", "resume", "overwrite", "log_every", "checkpoints_to_keep", "nonfinite", "output_dir", "prefetch"),
 }
 VOLATILE_SECTIONS = ("distributed",)
 
 # What distnlp writes into an output directory: the only names `overwrite` may remove.
 OWNED_NAMES = (RUN_FILE, "checkpoints", "model-best", "model-last", "metrics.jsonl", "config.json", "config.yaml", "ray",
-               "log.jsonl", "model-last.bin", "training_curves.png")
+               "log.jsonl", "model-last.bin", "training_curves.png", "tensorboard", "mlflow.db", "mlartifacts")
 OWNED_PATTERNS = ("model[0-9]*.bin", "model[0-9]*.temp.bin", "run.json.partial", "model*.bin.partial", ".model-best.tmp-*", ".model-last.tmp-*",
                   ".model-best.old-*", ".model-last.old-*")
 
