@@ -29,6 +29,7 @@ from .labels import pipeline_labels
 from .logger import TrainingLogger
 from .optim import ParameterAverages
 from .step import Reducer, StepResult, optimizer_step
+from .run_identity import RUN_FILE
 from .trackers import TrackerFanout, start_trackers
 from .virtual_ranks import DataRanks, data_rank_generators, split_hosted
 
@@ -143,7 +144,9 @@ class PipelineObjective(PipelineLosses):
             (self.output_dir / "config.json").write_text(json.dumps(self.config, indent=2))
         self.logger = TrainingLogger(self.loss_names, list(self.weights), self.output_dir / "metrics.jsonl", enabled=zero, console=self.console)
         if zero and self.tracker_specs:  # rank 0 alone: N replicas are one run in the tracker
-            self.logger.trackers = TrackerFanout(start_trackers(self.tracker_specs, self.output_dir, self.config, self.logger.print),
+            run_file = self.output_dir / RUN_FILE
+            run_id = json.loads(run_file.read_text()).get("run_id") if run_file.exists() else None
+            self.logger.trackers = TrackerFanout(start_trackers(self.tracker_specs, self.output_dir, self.config, self.logger.print, run_id),
                                                  self.logger.print)
         nlp = self.model
         self.logger.print(f"pipeline: {', '.join(nlp.pipe_names)} | device: {self.device} | replicas: {self.env.world_size} "

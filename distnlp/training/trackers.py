@@ -22,8 +22,9 @@ from ..registry import USE_KEY, loggers
 class Tracker(Protocol):
     name: str
 
-    def start(self, output_dir: Path, config: Mapping[str, Any]) -> None:
-        """Open the run: the resolved config as its parameters."""
+    def start(self, output_dir: Path, config: Mapping[str, Any], run_id: str | None) -> None:
+        """Open the run: the resolved config as its parameters. `run_id`: distnlp's (run.json),
+        the same when a run resumes, so a tracker can continue its own run instead of a new one."""
 
     def log(self, record: Mapping[str, Any]) -> None:
         """A metrics.jsonl record: {"event": "step" | "eval", "step": N, ...}."""
@@ -71,7 +72,7 @@ class TensorBoardTracker:
         self.log_dir = log_dir
         self.writer: Any = None
 
-    def start(self, output_dir: Path, config: Mapping[str, Any]) -> None:
+    def start(self, output_dir: Path, config: Mapping[str, Any], run_id: str | None) -> None:
         from tensorboardX import SummaryWriter  # an optional package: imported only when configured
 
         self.writer = SummaryWriter(logdir=str(Path(self.log_dir) if self.log_dir else output_dir / "tensorboard"))
@@ -88,7 +89,8 @@ class TensorBoardTracker:
 
 class MLflowTracker:
     """A local store under the run's output directory by default (SQLite, MLflow's recommended
-    backend), or any tracking URI; params = the resolved config; model-best as an artifact."""
+    backend), or any tracking URI; params = the resolved config; model-best as an artifact. A
+    resumed distnlp run continues its MLflow run (found by the tag `distnlp.run_id`)."""
 
     name = "mlflow"
 
@@ -98,7 +100,7 @@ class MLflowTracker:
         self.client: Any = None
         self.run_id = ""
 
-    def start(self, output_dir: Path, config: Mapping[str, Any]) -> None:
+    def start(self, output_dir: Path, config: Mapping[str, Any], run_id: str | None) -> None:
         from mlflow.entities import Param  # an optional package: imported only when configured
         from mlflow.tracking import MlflowClient
 
@@ -110,7 +112,13 @@ class MLflowTracker:
         else:
             artifacts = None if self.tracking_uri else (output_dir / "mlartifacts").resolve().as_uri()
             experiment_id = self.client.create_experiment(self.experiment, artifact_location=artifacts)
-        run = self.client.create_run(experiment_id, run_name=self.run_name or output_dir.name)
+        tag = "distnlp.run_id"
+        earlier = self.client.search_runs([experiment_id], filter_string=f"tags.`{tag}` = '{run_id}'", max_results=1) if run_id else []
+        if earlier:  # this distnlp run resumed: its MLflow run goes on
+            self.run_id = earlier[0].info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        run = self.client.create_run(experiment_id, run_name=self.run_name or output_dir.name, tags={tag: run_id} if run_id else None)
         self.run_id = run.info.run_id
         params = [Param(k, v[:6000]) for k, v in sorted(flat_params(config).items())]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
@@ -135,14 +143,14 @@ loggers.register("distnlp.mlflow.v1", MLflowTracker)
 
 
 def start_trackers(specs: Iterable[Mapping[str, Any]], output_dir: Path, config: Mapping[str, Any],
-                   warn: Callable[[str], None]) -> list[Tracker]:
+                   warn: Callable[[str], None], run_id: str | None = None) -> list[Tracker]:
     """Build and start each tracker; one that cannot start is reported in one line and left out."""
     started: list[Tracker] = []
     for spec in specs:
         name = str(spec[USE_KEY])
         try:
             tracker = loggers.get(name)(**{k: v for k, v in spec.items() if k != USE_KEY})
-            tracker.start(output_dir, config)
+            tracker.start(output_dir, config, run_id)
         except Exception as exc:  # a tracker must never stop training
             warn(f"training.loggers: {name} did not start ({_one_line(exc)}){_hint(exc)}; training goes on without it")
             continue

@@ -73,6 +73,19 @@ def test_tensorboard_and_mlflow_hold_the_run(tmp_path: Path) -> None:
     assert "model-best/meta.json" in {a.path for a in client.list_artifacts(run.info.run_id, "model-best")}
 
 
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "run"
+    _train(out, "[mlflow]", "training.max_steps=2")
+    _train(out, "[mlflow]", "training.resume=true")
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("distnlp").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags["distnlp.run_id"] == json.loads((out / "run.json").read_text())["run_id"]
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "train.loss.tagger")] == list(range(1, STEPS + 1))
+
+
 def test_a_tracker_that_cannot_start_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     _train(out, "[{_use_: distnlp.mlflow.v1, tracking_uri: 'bogus-scheme://nowhere'}]")
