@@ -11,6 +11,7 @@ or to log is reported in one line and dropped; training never depends on it.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -75,7 +76,10 @@ class TensorBoardTracker:
     def start(self, output_dir: Path, config: Mapping[str, Any], run_id: str | None) -> None:
         from tensorboardX import SummaryWriter  # an optional package: imported only when configured
 
-        self.writer = SummaryWriter(logdir=str(Path(self.log_dir) if self.log_dir else output_dir / "tensorboard"))
+        # The pid in the file name: two writers started in the same second (a quick resume) would
+        # otherwise open the same file and the second would truncate the first's events.
+        self.writer = SummaryWriter(logdir=str(Path(self.log_dir) if self.log_dir else output_dir / "tensorboard"),
+                                    filename_suffix=f".{os.getpid()}")
         self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in sorted(flat_params(config).items())))
 
     def log(self, record: Mapping[str, Any]) -> None:

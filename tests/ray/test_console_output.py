@@ -37,8 +37,10 @@ def run_main_job(out: Path, *extra: str) -> str:
 
 
 def test_ray_main_job_prints_each_table_row_once_and_no_ray_chatter(tmp_path: Path) -> None:
+    """Also, with training.loggers=[tensorboard], rank 0 alone writes the events: 2 replicas
+    are one run in the tracker, each step logged once."""
     out = tmp_path / "run"
-    text = run_main_job(out)
+    text = run_main_job(out, "training.loggers=[tensorboard]", "training.log_every=1")
     lines = text.splitlines()
     rows = table_rows(out)
     assert [step for _, step in rows] == ["3", "6"]
@@ -51,3 +53,7 @@ def test_ray_main_job_prints_each_table_row_once_and_no_ray_chatter(tmp_path: Pa
     assert sum(line.startswith("INFO distnlp.") and "textcat: the training corpus has no labels" in line for line in lines) == 1, text[-3000:]
     noise = [line for line in lines if CHATTER.search(line)]
     assert not noise, "Ray's chatter reached the user:\n" + "\n".join(noise[:20])
+    from tests.training.test_trackers import _tensorboard_scalars
+
+    assert len(list((out / "tensorboard").rglob("events.out.tfevents.*"))) == 1
+    assert [step for step, _ in _tensorboard_scalars(out / "tensorboard")["train/loss/tagger"]] == [1, 2, 3, 4, 5, 6]
