@@ -124,7 +124,7 @@ class MLflowTracker:
             return
         run = self.client.create_run(experiment_id, run_name=self.run_name or output_dir.name, tags={tag: run_id} if run_id else None)
         self.run_id = run.info.run_id
-        params = [Param(k, v[:6000]) for k, v in sorted(flat_params(config).items())]
+        params = [Param(k, v[:6000]) for k, v in sorted(flat_params(config).items())]  # MLflow's longest param value
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=params[i : i + 100])
 

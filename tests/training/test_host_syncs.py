@@ -47,8 +47,9 @@ class HostSyncs(TorchFunctionMode):
         return sum(n for (_, where), n in self.calls.items() if where.startswith(parts)) / steps
 
 
-def _count_training_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> tuple[HostSyncs, int]:
-    mode, steps = HostSyncs(), [0]
+def _counted_steps(mode: HostSyncs, steps: list[int], until: int = 0) -> Any:
+    """The loop's optimizer_step, counting the transfers inside each step; with `until`, also
+    those between steps, until that many steps are done (the last step's save point is not a step)."""
     original = engine.optimizer_step
 
     def counted_step(*args: Any, **kwargs: Any) -> Any:
@@ -56,10 +57,15 @@ def _count_training_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *over
         try:
             return original(*args, **kwargs)
         finally:
-            mode.counting = False
             steps[0] += 1
+            mode.counting = steps[0] < until
 
-    monkeypatch.setattr(engine, "optimizer_step", counted_step)
+    return counted_step
+
+
+def _count_training_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> tuple[HostSyncs, int]:
+    mode, steps = HostSyncs(), [0]
+    monkeypatch.setattr(engine, "optimizer_step", _counted_steps(mode, steps))
     config = compose_config(["encoder.width=32", "distributed.num_threads=1", "training.max_steps=4", "training.eval_frequency=1000",
                              "training.log_every=1000", "training.checkpoints_to_keep=0", "training.max_eval_docs=2", "training.batcher.size=1500",
                              f"training.output_dir={tmp_path / 'run'}", *overrides])
@@ -108,17 +114,7 @@ def _count_replica(rank: int, world: int, port: int, out_dir: str, overrides: li
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     mode, steps = HostSyncs(), [0]
-    original = engine.optimizer_step
-
-    def counted_step(*args: Any, **kwargs: Any) -> Any:
-        mode.counting = True
-        try:
-            return original(*args, **kwargs)
-        finally:
-            steps[0] += 1
-            mode.counting = steps[0] < STEPS  # the last step's save point is not a step
-
-    engine.optimizer_step = counted_step
+    engine.optimizer_step = _counted_steps(mode, steps, until=STEPS)
     config = compose_config(["encoder.width=32", "distributed.num_threads=1", f"training.max_steps={STEPS}", "training.eval_frequency=1000",
                              "training.log_every=1000", "training.checkpoints_to_keep=0", "training.max_eval_docs=2",
                              "training.batcher.size=1000", f"training.output_dir={Path(out_dir) / 'run'}", *overrides])
