@@ -61,3 +61,51 @@ def test_a_loaded_state_is_saved_unchanged() -> None:
         loaded = fresh()
         loaded.load_state_dict(state)
         assert json.loads(json.dumps(loaded.state_dict())) == state
+
+
+def _drive(prefetch: bool, steps: int) -> list[list[str]]:
+    """The loop's data side alone, for `steps` steps: take (prefetched or inline), open the next
+    epoch when reached, and every 7 steps checkpoint (rewind, save the state, restart); every
+    third checkpoint the process "dies" and a fresh loader and prefetcher resume from the saved
+    state. Returns the doc ids of each step's batch."""
+    from distnlp.training.prefetch import InputPrefetcher
+    from distnlp.training.virtual_ranks import DataRanks
+
+    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": {"_use_": "distnlp.compounding.v1", "start": 150, "stop": 900,
+                                                                        "compound": 1.01}, "tolerance": 0.3})
+
+    def fresh() -> tuple[DataRanks, InputPrefetcher]:
+        ranks = DataRanks(lambda rank, world: ResumableBatches(DocStream(DEMO_DATA / "train", seed=5, rank=rank, world_size=world),
+                                                                batcher, shuffle_words=2000), 0, 1)
+        return ranks, InputPrefetcher(ranks, lambda docs: [d.doc_id for d in docs], enabled=prefetch)
+
+    ranks, prefetcher = fresh()
+    out, epoch, checkpoints = [], 0, 0
+    for step in range(steps):
+        prepared, _ = prefetcher.take()
+        out.append(prepared.sub_batches)
+        if prepared.reached_epoch > epoch:
+            epoch += 1
+            prefetcher.rewind()
+            ranks.begin_epoch(epoch)
+        if step % 7 == 6:
+            prefetcher.rewind()
+            saved = json.loads(json.dumps(ranks.state_dict()))
+            checkpoints += 1
+            if checkpoints % 3 == 0:
+                prefetcher.close()
+                ranks, prefetcher = fresh()
+                ranks.load_state_dict(saved)
+            else:
+                ranks.restart()
+    prefetcher.close()
+    assert epoch >= 3, "the run crossed too few epochs to test their boundaries"
+    return out
+
+
+def test_prefetch_reads_what_inline_reads_over_thousands_of_steps() -> None:
+    """The data side over 2,000 steps, ~285 checkpoints (a third of them resumed in a fresh
+    loader) and several epochs: drift from a rewind at any one of them would show."""
+    inline, prefetched = _drive(False, 2000), _drive(True, 2000)
+    first_difference = next((i for i, (a, b) in enumerate(zip(inline, prefetched)) if a != b), None)
+    assert first_difference is None, f"step {first_difference}: {inline[first_difference]} != {prefetched[first_difference]}"
