@@ -266,7 +266,7 @@ def training_run(config: Mapping[str, Any]) -> RunSettings:
 
 
 # What a bare name in training.loggers stands for.
-LOGGER_SHORT_NAMES = {"tensorboard": "distnlp.tensorboard.v1", "mlflow": "distnlp.mlflow.v1"}
+LOGGER_SHORT_NAMES = {"tensorboard": "distnlp.tensorboard.v1", "mlflow": "distnlp.mlflow.v1", "wandb": "distnlp.wandb.v1"}
 
 
 def logger_specs(value: Any, path: str = "training.loggers") -> tuple[dict[str, Any], ...]:

@@ -38,7 +38,7 @@ VOLATILE_SECTIONS = ("distributed",)
 
 # What distnlp writes into an output directory: the only names `overwrite` may remove.
 OWNED_NAMES = (RUN_FILE, "checkpoints", "model-best", "model-last", "metrics.jsonl", "config.json", "config.yaml", "ray",
-               "log.jsonl", "model-last.bin", "training_curves.png", "tensorboard", "mlflow.db", "mlartifacts")
+               "log.jsonl", "model-last.bin", "training_curves.png", "tensorboard", "mlflow.db", "mlartifacts", "wandb")
 OWNED_PATTERNS = ("model[0-9]*.bin", "model[0-9]*.temp.bin", "run.json.partial", "model*.bin.partial", ".model-best.tmp-*", ".model-last.tmp-*",
                   ".model-best.old-*", ".model-last.old-*")
 

@@ -6,7 +6,7 @@ evaluation), on rank 0 only, so a run on N replicas is one run in the tracker. C
 imported only when it is configured (`pip install distnlp[mlflow]`), and one that fails to start
 or to log is reported in one line and dropped; training never depends on it.
 
-    training.loggers=[tensorboard,mlflow]
+    training.loggers=[tensorboard,mlflow,wandb]
     training.loggers=[{_use_: distnlp.mlflow.v1, tracking_uri: http://mlflow:5000, experiment: ewt}]
 """
 from __future__ import annotations
@@ -142,8 +142,46 @@ class MLflowTracker:
         self.client.set_terminated(self.run_id)
 
 
+class WandbTracker:
+    """Weights & Biases, offline by default: the run is written under OUTPUT_DIR/wandb and sent
+    later with `wandb sync` (mode: online sends it as it goes, given `wandb login` or
+    WANDB_API_KEY). Config = the resolved config; the W&B run id is distnlp's run id, so a
+    resumed run continues its W&B run; model-best as an artifact with log_model: true."""
+
+    name = "wandb"
+
+    def __init__(self, project: str = "distnlp", entity: str | None = None, mode: str = "offline", run_name: str | None = None,
+                 log_model: bool = False, dir: str | None = None) -> None:
+        self.project, self.entity, self.mode, self.run_name, self.log_model, self.dir = project, entity, mode, run_name, log_model, dir
+        self.run: Any = None
+
+    def start(self, output_dir: Path, config: Mapping[str, Any], run_id: str | None) -> None:
+        import wandb  # an optional package: imported only when configured
+
+        where = Path(self.dir) if self.dir else output_dir
+        where.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, name=self.run_name or output_dir.name, dir=str(where),
+                              id=run_id, resume="allow" if run_id else None, config=dict(config),
+                              settings=wandb.Settings(silent=True, console="off", save_code=False, x_disable_stats=True))
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        values = scalars(record)
+        if values:
+            self.run.log(values, step=int(record["step"]))
+
+    def finish(self, model_dir: Path | None) -> None:
+        if self.log_model and model_dir is not None and model_dir.is_dir():
+            import wandb
+
+            artifact = wandb.Artifact(f"{self.run.id}-{model_dir.name}", type="model")
+            artifact.add_dir(str(model_dir))
+            self.run.log_artifact(artifact)
+        self.run.finish()
+
+
 loggers.register("distnlp.tensorboard.v1", TensorBoardTracker)
 loggers.register("distnlp.mlflow.v1", MLflowTracker)
+loggers.register("distnlp.wandb.v1", WandbTracker)
 
 
 def start_trackers(specs: Iterable[Mapping[str, Any]], output_dir: Path, config: Mapping[str, Any],
@@ -190,5 +228,5 @@ def _one_line(exc: BaseException) -> str:
 
 def _hint(exc: BaseException) -> str:
     missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
-    extra = {"mlflow": "mlflow", "tensorboardX": "tensorboard", "sqlalchemy": "mlflow", "alembic": "mlflow"}.get(str(missing).split(".")[0])
+    extra = {"mlflow": "mlflow", "tensorboardX": "tensorboard", "sqlalchemy": "mlflow", "alembic": "mlflow", "wandb": "wandb"}.get(str(missing).split(".")[0])
     return f"; install it with: pip install 'distnlp[{extra}]'" if extra else ""

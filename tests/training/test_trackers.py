@@ -86,6 +86,55 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path: Path) -> None:
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "train.loss.tagger")] == list(range(1, STEPS + 1))
 
 
+def _wandb_records(run_dir: Path) -> list[object]:
+    """The protobuf Records of an offline W&B run's .wandb file (a LevelDB-style log: a 7-byte
+    header, then 32 KiB blocks of chunks with a crc, a length and a FULL/FIRST/MIDDLE/LAST type)."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    data, = [p.read_bytes() for p in run_dir.glob("*.wandb")]
+    assert data[:4] == b":W&B"
+    block, at, pending, records = 32768, 7, b"", []
+    while at + 7 <= len(data):
+        if block - at % block < 7:  # a block's tail too short for a header is padding
+            at += block - at % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[at : at + 7])
+        if length == 0 and kind == 0:
+            break
+        pending += data[at + 7 : at + 7 + length]
+        at += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a record is complete
+            records.append(Record.FromString(pending))
+            pending = b""
+    return records
+
+
+def test_wandb_offline_holds_the_run_and_a_resumed_run_continues_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _train(out, "[wandb]", "training.max_steps=2")
+    _train(out, "[wandb]", "training.resume=true")
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)  # one W&B run (its id), written twice: `wandb sync` joins them
+    history: dict[str, list[tuple[int, float]]] = {}
+    config = {}
+    for run in runs:
+        for record in _wandb_records(run):
+            kind = record.WhichOneof("record_type")
+            if kind == "history":
+                items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+                for key, value in items.items():
+                    if not key.startswith("_"):
+                        history.setdefault(key, []).append((items["_step"], value))
+            elif kind == "run":
+                assert record.run.run_id == run_id and record.run.display_name == "run"
+                config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
+    evals = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
+    assert [s for s, _ in history["train/loss/tagger"]] == list(range(1, STEPS + 1))
+    assert history["eval/score"] == [(r["step"], pytest.approx(r["score"])) for r in evals]
+    assert config["training"]["max_steps"] == STEPS and config["nlp"]["pipeline"] == ["tagger", "ner"]  # the resumed run's config
+
+
 def test_a_tracker_that_cannot_start_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     _train(out, "[{_use_: distnlp.mlflow.v1, tracking_uri: 'bogus-scheme://nowhere'}]")
