@@ -9,6 +9,7 @@
     distnlp config show [overrides]      # the fully resolved config
     distnlp config validate [overrides]
     distnlp train [overrides]
+    distnlp tune [overrides] tune.num_samples=N tune.max_concurrent=K   # Ray Tune, ASHA
     distnlp pretrain [overrides]
     distnlp evaluate MODEL_DIR CORPUS_DIR [--output scores.json]
     distnlp report RUN_DIR [RUN_DIR ...] [--output report.png]
@@ -44,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("commands", "train a pipeline (Hydra overrides follow)"),
     "evaluate": ("commands", "score a saved pipeline on a converted corpus or a CoNLL-U file"),
     "pretrain": ("pretrain", "pretrain the embedding layer on raw text (Hydra overrides follow)"),
+    "tune": ("tune", "search hyperparameters on Ray Tune: parallel trials, ASHA early stopping, resumable"),
     "report": ("report", "compare training runs: curves on shared axes and a table of final and best scores"),
     "export": ("export", "write a converted corpus as a spaCy .spacy (DocBin) file"),
     "annotate": ("annotate", "annotate text or corpora with a saved pipeline, on one process or Ray actors"),

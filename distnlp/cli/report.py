@@ -38,15 +38,17 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def expand_sweep(path: str) -> list[str]:
-    """A sweep directory (DIR/sweep.json, `distnlp train -m`) stands for its runs, in job order."""
+    """A sweep directory (DIR/sweep.json of `distnlp train -m` or `distnlp tune`) stands for its
+    runs, in job (trial) order."""
     sweep = Path(path) / "sweep.json"
     if metrics_path(path).is_file() or not sweep.is_file():
         return [path]
     try:
         entries = json.loads(sweep.read_text())
+        entries = entries["trials"] if isinstance(entries, dict) else entries  # distnlp tune: {..., "trials": [...]}
         return [str(Path(path) / Path(e["output_dir"]).name) for e in sorted(entries, key=lambda e: e["job"])]
     except (ValueError, TypeError, KeyError):
-        raise DistnlpError(f"{sweep}: not a sweep summary written by `distnlp train -m` (pass the runs' directories instead)") from None
+        raise DistnlpError(f"{sweep}: not a sweep summary written by `distnlp train -m` or `distnlp tune` (pass the runs' directories instead)") from None
 
 
 def _name(path: Path) -> str:

@@ -130,27 +130,44 @@ def job_result(job: SweepJob, summary: dict[str, Any], *, error: str | None) -> 
 
 
 def write_sweep_summary(sweep_dir: Path, jobs: list[SweepJob], results: list[dict[str, Any]]) -> None:
-    ranked = sorted(results, key=lambda r: (r["best_score"] is None, -(r["best_score"] or 0.0), r["job"]))
+    ranked = rank_results(results)
     keys = list(jobs[0].swept) if jobs else []
-    runs = [RunSummary(r["output_dir"], steps=r["steps"], final_score=r["final_score"], best_score=r["best_score"], best_step=r["best_step"],
-                       scores=r["scores"]) for r in ranked]
-    print("\nsweep summary (sorted by best score):")
-    print(format_runs_table(runs, extra=[(k, [r["swept"].get(k, "") for r in ranked]) for k in keys]))
+    print_sweep_table(ranked, keys)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / SWEEP_JSON).write_text(json.dumps(ranked, indent=2) + "\n")
+    written = [sweep_dir / SWEEP_JSON, write_sweep_csv(sweep_dir, ranked, keys), *draw_sweep_curves(sweep_dir, ranked)]
+    print(f"written: {', '.join(str(p) for p in written)}")
+
+
+def rank_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best score first; runs without one (failed, or never evaluated) last, in job order."""
+    return sorted(results, key=lambda r: (r["best_score"] is None, -(r["best_score"] or 0.0), r["job"]))
+
+
+def print_sweep_table(ranked: list[dict[str, Any]], keys: list[str]) -> None:
+    runs = [RunSummary(r["output_dir"], steps=r["steps"], final_score=r["final_score"], best_score=r["best_score"], best_step=r["best_step"],
+                       scores=r["scores"]) for r in ranked]
+    extra = [(k, [r["swept"].get(k, "") for r in ranked]) for k in keys]
+    if any("status" in r for r in ranked):  # distnlp tune: completed, stopped early, failed
+        extra.append(("STATUS", [r.get("status", "") for r in ranked]))
+    print("\nsweep summary (sorted by best score):")
+    print(format_runs_table(runs, extra=extra))
+
+
+def write_sweep_csv(sweep_dir: Path, ranked: list[dict[str, Any]], keys: list[str]) -> Path:
     score_names = list(dict.fromkeys(n for r in ranked for n in r["scores"]))
+    status = any("status" in r for r in ranked)
     with open(sweep_dir / SWEEP_CSV, "w", newline="", encoding="utf8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["job", "output_dir", *keys, "best_score", "best_step", "final_score", *score_names, "error"])
+        writer.writerow(["job", "output_dir", *keys, *(["status"] if status else []), "best_score", "best_step", "final_score", *score_names, "error"])
         for r in ranked:
-            writer.writerow([r["job"], r["output_dir"], *[r["swept"].get(k, "") for k in keys], _cell(r["best_score"]), _cell(r["best_step"]),
-                             _cell(r["final_score"]), *[_cell(r["scores"].get(n)) for n in score_names], r["error"] or ""])
-    written = [sweep_dir / SWEEP_JSON, sweep_dir / SWEEP_CSV]
-    curves = _draw_sweep_curves(sweep_dir, ranked)
-    print(f"written: {', '.join(str(p) for p in written + curves)}")
+            writer.writerow([r["job"], r["output_dir"], *[r["swept"].get(k, "") for k in keys], *([r.get("status", "")] if status else []),
+                             _cell(r["best_score"]), _cell(r["best_step"]), _cell(r["final_score"]), *[_cell(r["scores"].get(n)) for n in score_names],
+                             r["error"] or ""])
+    return sweep_dir / SWEEP_CSV
 
 
-def _draw_sweep_curves(sweep_dir: Path, ranked: list[dict[str, Any]]) -> list[Path]:
+def draw_sweep_curves(sweep_dir: Path, ranked: list[dict[str, Any]]) -> list[Path]:
     """Every run of the sweep on shared axes (as `distnlp report DIR/0 DIR/1 ...` draws them)."""
     runs = {Path(r["output_dir"]).name: read_metrics(r["output_dir"]) for r in ranked if metrics_path(r["output_dir"]).is_file()}
     return [draw_curves(runs, sweep_dir / SWEEP_CURVES)] if runs else []

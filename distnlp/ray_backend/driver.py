@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,10 @@ def use_gpu(dist: DistributedSettings) -> bool:
     return bool(setting)
 
 
-def train_on_ray(config: dict[str, Any], entry: Entry = TRAIN, on_prepared: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run `distnlp train` (TRAIN) or `distnlp pretrain` (PRETRAIN, pretrain/entry.py) on Ray."""
+def train_on_ray(config: dict[str, Any], entry: Entry = TRAIN, on_prepared: Callable[[], None] | None = None,
+                 callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Run `distnlp train` (TRAIN) or `distnlp pretrain` (PRETRAIN, pretrain/entry.py) on Ray.
+    `callbacks`: more Ray Train callbacks (a `distnlp tune` trial's reports to Tune)."""
     config = absolute_paths(config)
     run_settings = entry.settings(config)  # once, here: the workers get these, not a config to parse
     settings, dist = run_settings.loop, run_settings.distributed
@@ -118,7 +120,7 @@ def train_on_ray(config: dict[str, Any], entry: Entry = TRAIN, on_prepared: Call
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=dist.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=max(1, settings.checkpoints_to_keep)),
-            callbacks=[FailureNotice(relay.queue, dist.max_failures)],
+            callbacks=[FailureNotice(relay.queue, dist.max_failures), *callbacks],
         ),
     )
     print(f"ray: {dist.num_workers} {'GPU' if gpu else 'CPU'} worker(s); Ray run directory {run_dir}", flush=True)
