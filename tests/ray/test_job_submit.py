@@ -1,5 +1,6 @@
 """End to end as a user runs it: `ray start --head` on loopback, `cluster/submit.sh` (ray job
-submit -- distnlp train ...), `ray job logs`, the saved model loads, `ray stop`; and
+submit -- distnlp train ..., then a `distnlp tune` sweep whose trial trains on its own Ray Train
+replicas), `ray job logs`, the saved model loads, `ray stop`; and
 `launch/local.sh`, which starts and stops its own local Ray."""
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def test_job_submit_end_to_end(tmp_path: Path, ray_cli: str) -> None:
         env["DISTNLP_SUBMIT_FLAGS"] = "--submission-id distnlp-e2e"
         out = tmp_path / "run"
         submit = subprocess.run(
-            ["bash", "cluster/submit.sh", *SMALL, f"training.output_dir={out}"],
+            ["bash", "cluster/submit.sh", *SMALL, "training.loggers=[tensorboard]", f"training.output_dir={out}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
         )
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
@@ -83,6 +84,23 @@ def test_job_submit_end_to_end(tmp_path: Path, ray_cli: str) -> None:
         nlp = distnlp.load(out / "model-best")
         doc = nlp("Mary lives in Paris .")
         assert len(doc) == 5 and all(t.tag_ for t in doc)
+        assert len(list((out / "tensorboard").rglob("events.out.tfevents.*"))) == 1  # the tracker's files are the run's
+
+        # `submit.sh tune`: a Tune sweep as a Ray job, its trial on its own 2 replicas
+        env["DISTNLP_SUBMIT_FLAGS"] = "--submission-id distnlp-e2e-tune"
+        sweep = tmp_path / "sweep"
+        tune = subprocess.run(["bash", "cluster/submit.sh", "tune", "seed=choice(1,2)", "tune.num_samples=1", *SMALL, f"training.output_dir={sweep}"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert tune.returncode == 0, tune.stdout[-3000:] + tune.stderr[-3000:]
+        import json
+
+        trial, = json.loads((sweep / "sweep.json").read_text())["trials"]
+        assert (trial["status"], trial["evaluations"], trial["steps"]) == ("completed", 2, 6)
+        # rank 0's checkpoint reports reached Tune as the trial's results, one per evaluation
+        evals = [json.loads(line) for line in (sweep / "0" / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+        shown = re.findall(r"^trial 0: step (\d+) score ([\d.]+)$", tune.stdout, flags=re.M)
+        assert shown == [(str(e["step"]), f"{100 * e['score']:.2f}") for e in evals], tune.stdout[-3000:]
+        assert (sweep / "experiment" / "best.yaml").is_file()
     finally:
         subprocess.run([ray_cli, "stop"], env=env, capture_output=True, timeout=120)
 
