@@ -64,6 +64,7 @@ class TuneSettings:
     cpus_per_trial: float | None = None  # null: distributed.num_threads, else 1 (distributed=ray: the trial's driver takes none)
     gpus_per_trial: float | None = None  # null: 1 where the cluster has GPUs and distributed.use_gpu allows (distributed=single)
     seed: int | None = None  # the random search's seed; null = the config's seed
+    max_failures: int = 1  # a trial whose process dies starts again that often, continuing its run from its checkpoint
     resume: bool = False  # finish the interrupted sweep in training.output_dir
 
     @classmethod
@@ -82,7 +83,7 @@ class TuneSettings:
                 raise ConfigError(key, "unknown key" if name not in fields else "needs a value", did_you_mean(name, list(fields)))
             values[name] = _typed(key, yaml.safe_load(raw) if raw else None, fields[name].type)
         settings = cls(**values)
-        if settings.num_samples < 1 or settings.max_concurrent < 0 or settings.grace_period < 1 or settings.reduction_factor <= 1:
+        if settings.num_samples < 1 or settings.max_concurrent < 0 or settings.grace_period < 1 or settings.reduction_factor <= 1 or settings.max_failures < 0:
             raise ConfigError("tune", "num_samples and grace_period must be at least 1, max_concurrent at least 0, reduction_factor above 1",
                               "e.g. tune.num_samples=8 tune.max_concurrent=2")
         if settings.scheduler not in ("asha", "fifo"):
@@ -121,6 +122,9 @@ def run_tune(args: argparse.Namespace) -> int:
     settings, overrides = TuneSettings.split(list(args.overrides))
     base = config_dir_overrides(args.config_dir)
     space = SearchSpace.parse(overrides, OUTPUT_KEY)
+    for key in ("training.resume", "training.overwrite"):  # each trial decides these for its own run
+        if any(o.split("=", 1)[0].lstrip("+~") == key for o in overrides):
+            raise ConfigError(key, "is not for a sweep", "finish an interrupted sweep with tune.resume=true; start a new one in another training.output_dir")
     example = load_config(base + space.example_overrides())  # a typo costs nothing: checked before Ray starts
     given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == OUTPUT_KEY]
     sweep_dir = Path(given[-1] if given else example["training"]["output_dir"]).resolve()
@@ -136,7 +140,7 @@ def run_tune(args: argparse.Namespace) -> int:
                           asha=settings.scheduler == "asha", grace_period=settings.grace_period, reduction_factor=settings.reduction_factor,
                           max_evaluations=settings.max_evaluations or _evaluations(example), time_budget_s=settings.time_budget_s,
                           seed=settings.seed if settings.seed is not None else int(example.get("seed") or 0),
-                          resources=trial_resources(dist, settings, cluster_gpus()))
+                          resources=trial_resources(dist, settings, cluster_gpus()), max_failures=settings.max_failures)
     if settings.resume:
         print(f"tune: finishing the sweep in {sweep_dir}", flush=True)
     else:

@@ -29,6 +29,7 @@ class TunerSettings:
     time_budget_s: float | None
     seed: int
     resources: Mapping[str, float]  # what one trial reserves
+    max_failures: int = 1  # restarts of a trial whose process died (it continues its run from its checkpoint)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def run_tuner(sweep_dir: Path, experiment: str, space: Mapping[str, Domain], tra
                                         search_alg=BasicVariantGenerator(random_state=settings.seed, max_concurrent=settings.max_concurrent),
                                         time_budget_s=settings.time_budget_s, trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(name=experiment, storage_path=str(sweep_dir), verbose=0, callbacks=[_progress()],
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+                                      failure_config=tune.FailureConfig(max_failures=settings.max_failures)),
         )
     grid = tuner.fit()
     ended = {t.trial_id: t.status for t in tune.ExperimentAnalysis(str(path)).trials}

@@ -97,6 +97,9 @@ def test_a_typo_or_a_used_directory_costs_nothing(tmp_path: Path, capsys: pytest
     assert "already holds a sweep or a run" in capsys.readouterr().err
     assert main(["tune", "seed=1,2", *TINY, f"training.output_dir={tmp_path / 'other'}", "tune.resume=true"]) == 1
     assert "holds no sweep to resume" in capsys.readouterr().err
+    assert main(["tune", "seed=1,2", *TINY, f"training.output_dir={tmp_path / 'other'}", "training.resume=true"]) == 1
+    assert "training.resume: is not for a sweep (finish an interrupted sweep with tune.resume=true" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
 
 
 # --- sweeps on a local Ray ---------------------------------------------------------------------
@@ -161,3 +164,37 @@ def test_an_interrupted_sweep_finishes_without_rerunning_finished_trials(tmp_pat
     summary = json.loads((out / "sweep.json").read_text())
     assert sorted((t["job"], t["status"], t["steps"]) for t in summary["trials"]) == [(n, "completed", 12) for n in range(3)]
 
+
+
+def _trial_processes() -> list[int]:
+    """Pids of Tune's trial processes (Ray names them after the trainable's actor method)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.ray
+def test_a_killed_trial_starts_again_and_continues_its_run(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    driver = run_tune("seed=choice(1,2)", "tune.num_samples=1", "training.max_steps=15", f"training.output_dir={out}", wait=False)
+    assert isinstance(driver, subprocess.Popen) and driver.stdout is not None
+    seen = []
+    for line in driver.stdout:  # kill the trial's process once it has a checkpoint (step 3's, written after its evaluation)
+        seen.append(line)
+        if line.startswith("trial 0: step 6"):
+            pids = _trial_processes()
+            assert len(pids) == 1, pids
+            os.kill(pids[0], signal.SIGKILL)
+            break
+    rest, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, "".join(seen)[-2000:] + rest[-3000:]
+    steps = [s for s, _ in eval_scores(out / "0")]
+    assert steps[:2] == [3, 6] and steps[-4:] == [6, 9, 12, 15], steps  # from step 3's checkpoint on, not from the start
+    trial, = json.loads((out / "sweep.json").read_text())["trials"]
+    assert trial["status"] == "completed"
