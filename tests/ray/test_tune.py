@@ -166,16 +166,31 @@ def test_an_interrupted_sweep_finishes_without_rerunning_finished_trials(tmp_pat
 
 
 
-def _trial_processes() -> list[int]:
-    """Pids of Tune's trial processes (Ray names them after the trainable's actor method)."""
+def _trial_processes(driver: int) -> list[int]:
+    """Pids of the trial processes of this driver's private Ray (Ray names them after the
+    trainable's actor method; its workers descend from the raylet the driver started). Trial
+    processes of an earlier test's Ray may still be exiting: they descend from another driver."""
+    def parent(pid: int) -> int:
+        try:
+            return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return 0
+
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
-                    found.append(int(entry.name))
-            except OSError:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
                 continue
+        except OSError:
+            continue
+        pid, ancestors = int(entry.name), []
+        while pid > 1 and len(ancestors) < 8:
+            pid = parent(pid)
+            ancestors.append(pid)
+        if driver in ancestors:
+            found.append(int(entry.name))
     return found
 
 
@@ -188,7 +203,7 @@ def test_a_killed_trial_starts_again_and_continues_its_run(tmp_path: Path) -> No
     for line in driver.stdout:  # kill the trial's process once it has a checkpoint (step 3's, written after its evaluation)
         seen.append(line)
         if line.startswith("trial 0: step 6"):
-            pids = _trial_processes()
+            pids = _trial_processes(driver.pid)
             assert len(pids) == 1, pids
             os.kill(pids[0], signal.SIGKILL)
             break
