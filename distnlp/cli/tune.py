@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 import yaml
 
 from ..config.settings import DistributedSettings
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, DistnlpError, did_you_mean
 from ..ray_backend.driver import connect, train_on_ray
 from ..ray_backend.tune_report import TUNE_REPORT, train_to_tune_callback
 from ..ray_backend.tune_runner import TunerSettings, cluster_gpus, run_tuner
@@ -148,7 +149,7 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"tune: {trials} trials in {sweep_dir}/<trial>, {settings.max_concurrent or 'as many as fit'} at a time, "
               f"{'ASHA' if tuner.asha else 'no'} early stopping on the score", flush=True)
     started = time.perf_counter()
-    outcomes = run_tuner(sweep_dir, TUNE_DIR, domains, functools.partial(train_trial, fixed=base + space.fixed, sweep_dir=str(sweep_dir)),
+    outcomes = run_tuner(sweep_dir, TUNE_DIR, domains, functools.partial(train_trial, fixed=base + space.fixed, sweep_dir=str(sweep_dir), cwd=os.getcwd()),
                          tuner, resume=settings.resume)
     results = [trial_result(o, sweep_dir) for o in outcomes]
     write_tune_summary(sweep_dir, results, list(space.swept), settings, time.perf_counter() - started)
@@ -199,9 +200,21 @@ def _evaluations(config: dict[str, Any]) -> int:
 
 
 # --- one trial (runs in Tune's trial process) ---------------------------------------------------
-def train_trial(number: int, params: dict[str, Any], *, fixed: list[str], sweep_dir: str) -> None:
+def train_trial(number: int, params: dict[str, Any], *, fixed: list[str], sweep_dir: str, cwd: str) -> None:
     """Train trial `number` in DIR/<number> (in Tune's trial process); a trial started again after
-    an interruption continues its run."""
+    an interruption continues its run. Relative paths in the overrides (corpus.train=corpus/x)
+    mean what they meant where `distnlp tune` was run: Tune starts trials in their own directory."""
+    if Path(cwd).is_dir():
+        os.chdir(cwd)
+    try:
+        _train_trial(number, params, fixed=fixed, sweep_dir=sweep_dir)
+    except DistnlpError as exc:
+        # Tune sends a trial's error to the driver pickled; distnlp's errors take several
+        # arguments and do not survive that. Their one line is what the trial table shows.
+        raise RuntimeError(str(exc)) from None
+
+
+def _train_trial(number: int, params: dict[str, Any], *, fixed: list[str], sweep_dir: str) -> None:
     output_dir = Path(sweep_dir) / str(number)
     overrides = fixed + trial_overrides(params) + [f"{OUTPUT_KEY}={output_dir}"]
     config = load_config(overrides + _continue(overrides, output_dir))

@@ -104,9 +104,11 @@ def test_a_typo_or_a_used_directory_costs_nothing(tmp_path: Path, capsys: pytest
 
 # --- sweeps on a local Ray ---------------------------------------------------------------------
 @pytest.mark.ray
-def test_asha_stops_the_weak_trials_and_the_best_retrains_to_its_score(tmp_path: Path) -> None:
+def test_asha_stops_the_weak_trials_and_the_best_retrains_to_its_score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "sweep"
-    proc = run_tune(*GRID, "tune.max_concurrent=2", f"training.output_dir={out}")
+    # relative corpus paths mean what they mean where `distnlp tune` runs (Tune starts trials elsewhere)
+    proc = run_tune(*GRID, "tune.max_concurrent=2", "corpus.train=distnlp/demo_data/train", "corpus.dev=distnlp/demo_data/dev",
+                    f"training.output_dir={out}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "sweep.json").read_text())
     trials = {t["job"]: t for t in summary["trials"]}
@@ -130,6 +132,7 @@ def test_asha_stops_the_weak_trials_and_the_best_retrains_to_its_score(tmp_path:
     assert rows[0].startswith("job,output_dir,training.optimizer.learn_rate,seed,status,best_score") and len(rows) == 5
     assert (out / "sweep_curves.png").stat().st_size > 10_000
     # the best trial's config, as an experiment, trains to the same scores
+    monkeypatch.chdir(ROOT)  # where the sweep ran: its relative corpus paths
     assert main(["train", "--config-dir", str(out), "experiment=best"]) == 0
     assert eval_scores(out / "best") == eval_scores(out / str(best["trial"]))
 
@@ -213,3 +216,13 @@ def test_a_killed_trial_starts_again_and_continues_its_run(tmp_path: Path) -> No
     assert steps[:2] == [3, 6] and steps[-4:] == [6, 9, 12, 15], steps  # from step 3's checkpoint on, not from the start
     trial, = json.loads((out / "sweep.json").read_text())["trials"]
     assert trial["status"] == "completed"
+
+
+@pytest.mark.ray
+def test_a_failed_trial_is_recorded_with_its_one_line_error(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    proc = run_tune("seed=choice(1,2)", "tune.num_samples=1", "tune.max_failures=0", "corpus.train=nowhere/train", f"training.output_dir={out}")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trial, = json.loads((out / "sweep.json").read_text())["trials"]
+    assert trial["status"] == "failed" and "nowhere/train: no meta.json here: not a converted corpus" in trial["error"], trial
+    assert "failed" in (out / "sweep.csv").read_text().splitlines()[1]
