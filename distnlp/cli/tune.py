@@ -216,11 +216,12 @@ def train_trial(number: int, params: dict[str, Any], *, fixed: list[str], sweep_
 
 def _train_trial(number: int, params: dict[str, Any], *, fixed: list[str], sweep_dir: str) -> None:
     output_dir = Path(sweep_dir) / str(number)
-    overrides = fixed + trial_overrides(params) + [f"{OUTPUT_KEY}={output_dir}"]
-    config = load_config(overrides + _continue(overrides, output_dir))
-    if config["distributed"]["backend"] == "ray":
-        dist = config["distributed"]
+    config = load_config(fixed + trial_overrides(params) + [f"{OUTPUT_KEY}={output_dir}"])
+    dist = config["distributed"]
+    if dist["backend"] == "ray":  # one Ray run per trial, even where trials share storage_path
         config["distributed"] = {**dist, "run_name": f"{dist.get('run_name') or 'distnlp'}-{number}"}
+    config["training"].update(_continue(config, output_dir))
+    if config["distributed"]["backend"] == "ray":
         summary = train_on_ray(config, TRAIN, on_prepared=lambda: write_config_yaml(config, str(output_dir)), callbacks=[train_to_tune_callback()])
     else:
         training = config["training"]
@@ -232,26 +233,25 @@ def _train_trial(number: int, params: dict[str, Any], *, fixed: list[str], sweep
     ended.write_text(json.dumps({"trial": number, "stop_reason": summary.get("stop_reason")}) + "\n")
 
 
-def _continue(overrides: list[str], output_dir: Path) -> list[str]:
+def _continue(config: dict[str, Any], output_dir: Path) -> dict[str, bool]:
     """A trial started again (resumed sweep, or its process lost): continue its run from its last
     checkpoint, or start it over where it never reached one."""
     if not (output_dir / RUN_FILE).is_file():
-        return []
+        return {}
     run_id = json.loads((output_dir / RUN_FILE).read_text())["run_id"]
-    config = load_config(overrides)
     settings = TRAIN.settings(config)
     dist = settings.distributed
-    where = [Path(dist.storage_path or output_dir / "ray") / f"{dist.run_name}-{output_dir.name}"] if dist.backend == "ray" \
-        else [checkpoint_dir(settings.loop)]
-    return ["training.resume=true"] if committed_checkpoints(where, run_id) else ["training.overwrite=true"]
+    where = [Path(dist.storage_path or output_dir / "ray") / dist.run_name] if dist.backend == "ray" else [checkpoint_dir(settings.loop)]
+    return {"resume": True} if committed_checkpoints(where, run_id) else {"overwrite": True}
 
 
 # --- the summary --------------------------------------------------------------------------------
 def trial_result(outcome: Any, sweep_dir: Path) -> dict[str, Any]:
     """One trial's sweep.json entry: its overrides, status and scores (read from its metrics.jsonl)."""
     number = outcome.number
-    swept = {k: (repr(v) if isinstance(v, float) else str(v)) for k, v in outcome.params.items()}
-    job = SweepJob(number, trial_overrides(outcome.params), swept, str(sweep_dir / str(number)))
+    overrides = trial_overrides(outcome.params)
+    swept = dict(o.split("=", 1) for o in overrides)
+    job = SweepJob(number, overrides, swept, str(sweep_dir / str(number)))
     if outcome.unfinished:
         status = UNFINISHED
     elif outcome.error is not None:
