@@ -209,11 +209,14 @@ def test_a_killed_trial_starts_again_and_continues_its_run(tmp_path: Path) -> No
             pids = _trial_processes(driver.pid)
             assert len(pids) == 1, pids
             os.kill(pids[0], signal.SIGKILL)
+            run_id = json.loads((out / "0" / "run.json").read_text())["run_id"]
             break
     rest, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, "".join(seen)[-2000:] + rest[-3000:]
     steps = [s for s, _ in eval_scores(out / "0")]
-    assert steps[:2] == [3, 6] and steps[-4:] == [6, 9, 12, 15], steps  # from step 3's checkpoint on, not from the start
+    assert steps[:2] == [3, 6] and steps[-3:] == [9, 12, 15], steps
+    # the same run, continued from its checkpoint (step 3's or 6's): one started over gets a new run id
+    assert json.loads((out / "0" / "run.json").read_text())["run_id"] == run_id
     trial, = json.loads((out / "sweep.json").read_text())["trials"]
     assert trial["status"] == "completed"
 
