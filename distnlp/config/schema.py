@@ -27,6 +27,7 @@ CORPUS = {
     "shuffle_words": int,
     "min_length": int,
     "max_length": int,
+    "split_length": int,
 }
 
 OPTIMIZER = {

@@ -167,6 +167,9 @@ class CorpusSettings:
     shuffle_words: int = 1_000_000  # training docs shuffled in windows of this many words (data/shuffle_window.py); 0 = off
     min_length: int = 0
     max_length: int = 0
+    # Training docs longer than this many words are cut at sentence boundaries (data/split_docs.py),
+    # so every replica's batch fills to its word budget; 0 = whole docs.
+    split_length: int = 0
     # Several corpora without weights: p_i ~ n_i ** temperature, n_i = docs (MaChAmp's
     # sampling_smoothing; its default 1.0 = proportional to size, 0 = uniform).
     temperature: float = 1.0
@@ -175,7 +178,11 @@ class CorpusSettings:
     def from_config(cls, config: Mapping[str, Any]) -> "CorpusSettings":
         node = config.get("corpus") or {}
         check_corpus_section(node)  # first: a bad temperature is a one-line error, not float()'s
-        return _read(cls, node, "corpus")
+        settings = _read(cls, node, "corpus")
+        if settings.split_length < 0:
+            raise ConfigError("corpus.split_length", f"must be >= 0, got {settings.split_length}",
+                              "e.g. corpus.split_length=200 (0 keeps whole docs)")
+        return settings
 
     def train_corpora(self) -> list[CorpusEntry]:
         """The training corpora, in config order (one for a single path); an error when unset."""

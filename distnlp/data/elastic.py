@@ -3,7 +3,8 @@
 Per rank, a cursor says where that rank stands in its contiguous share of the epoch's global
 order (`shards.epoch_pieces`): rows before `position` are consumed, except the pending docs a
 batcher still held, and `skip` lists rows after that which were already emitted, with their words
-(`training/batches.py`). Together, the N cursors describe what the epoch has left, as a global
+(`training/batches.py`); a skip entry with a fourth number is one part of a doc cut at sentence
+boundaries (`corpus.split_length`), whose row is read again and that part skipped. Together, the N cursors describe what the epoch has left, as a global
 list of row ranges ("the plan"); rows already emitted stay inside their range as exclusions, so a
 row group is not cut into pieces around them. M new cursors split that plan by words into M
 contiguous shares, each starting at position 0, so every document of the epoch is used exactly
@@ -23,6 +24,7 @@ from .shards import (CorpusInfo, Piece, PieceWords, epoch_pieces, piece_words, p
                      whole_units)
 
 PlanJson = list[list[Any]]  # [[unit index, start, stop, words, [excluded positions]], ...]
+PartSkip = tuple[int, int, int, int]  # (unit index, row in the epoch's unit order, words, part): a part of a cut doc already emitted
 
 
 def plan_to_json(plan: Sequence[Piece]) -> PlanJson:
@@ -64,9 +66,9 @@ def saved_share(info: CorpusInfo, stream: Mapping[str, Any], epoch: int, *, shuf
 
 
 def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shuffle: bool,
-                   by_words: bool = True) -> tuple[int, list[Piece]]:
-    """(epoch, rows it has left) from every old rank's batches state (`ResumableBatches.state_dict`),
-    in old rank order. The rows a rank already emitted past its cursor stay in their pieces as
+                   by_words: bool = True) -> tuple[int, list[Piece], list[PartSkip]]:
+    """(epoch, rows it has left, parts of those rows already emitted) from every old rank's batches
+    state (`ResumableBatches.state_dict`), in old rank order. The rows a rank already emitted past its cursor stay in their pieces as
     exclusions, and each piece keeps its word count (from the skip entries' words), so neither
     this nor the new ranks' split reads more than the row groups a cursor or a share boundary
     falls in."""
@@ -76,10 +78,14 @@ def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shu
     words_of = piece_words(info, seed, epoch, shuffle) if by_words else None
     order: tuple[list[Piece], list[int]] | None = None  # the epoch's order and its totals, made once
     remaining: list[Piece] = []
+    parts: list[PartSkip] = []
     for rank, (state, st) in enumerate(zip(states, streams)):
         skip: dict[int, int] = {}  # position -> its doc's words (-1: not saved)
+        part_skip: list[tuple[int, int, int]] = []  # (position, words, part): the row stays in the plan
         for entry in state.get("skip", []):
-            if int(entry[0]) == epoch:
+            if int(entry[0]) == epoch and len(entry) > 3:
+                part_skip.append((int(entry[1]), int(entry[2]), int(entry[3])))
+            elif int(entry[0]) == epoch:
                 skip[int(entry[1])] = int(entry[2]) if len(entry) > 2 else -1
         if int(st["epoch"]) != epoch:
             ahead = int(st["epoch"]) > epoch + 1 or int(st["position"]) != 0 or any(int(e[0]) > epoch for e in state.get("skip", []))
@@ -101,8 +107,9 @@ def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shu
             if lo < hi:
                 inside = at[bisect.bisect_left(at, lo):bisect.bisect_left(at, hi)]
                 remaining.append(_rest(piece, lo - offset, {p - offset: skip[p] for p in inside}, words_of))
+                parts += [(piece.unit.index, piece.start + q - offset, w, k) for q, w, k in part_skip if lo <= q < hi]
             offset += len(piece)
-    return epoch, _merged(remaining)
+    return epoch, _merged(remaining), parts
 
 
 def _rest(piece: Piece, used: int, emitted: dict[int, int], words_of: PieceWords | None) -> Piece:
@@ -123,7 +130,7 @@ def resplit(info: CorpusInfo, states: Sequence[Mapping[str, Any]], world_size: i
             by_words: bool = True, ranks: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Batches states for the new ranks `ranks` (default all of 0..world_size-1) that continue
     the N saved ones' epoch exactly. Each carries only its own share of what the epoch has left."""
-    epoch, plan = remaining_plan(info, states, shuffle=shuffle, by_words=by_words)
+    epoch, plan, parts = remaining_plan(info, states, shuffle=shuffle, by_words=by_words)
     seed = int(states[0]["stream"]["seed"])
     size_index = max(int(s.get("size_index", s.get("batches_emitted", 0))) for s in states)
     words_of = piece_words(info, seed, epoch, shuffle) if by_words else None
@@ -133,9 +140,25 @@ def resplit(info: CorpusInfo, states: Sequence[Mapping[str, Any]], world_size: i
         mine = split_pieces(plan, rank, world_size, words_of, totals)
         out.append({"stream": {"epoch": epoch, "position": 0, "rank": rank, "world_size": world_size, "seed": seed,
                                "share": {"epoch": epoch, "pieces": plan_to_json(mine)}},
-                    "skip": [], "batches_emitted": int(states[0].get("batches_emitted", 0)), "size_index": size_index,
+                    "skip": _parts_in_share(mine, parts, epoch), "batches_emitted": int(states[0].get("batches_emitted", 0)), "size_index": size_index,
                     "open_epoch": epoch})
     return out
+
+
+def _parts_in_share(share: Sequence[Piece], parts: Sequence[PartSkip], epoch: int) -> list[list[int]]:
+    """Skip entries [epoch, position, words, part] for the emitted parts of cut docs whose rows
+    fall in `share`, at their positions in it (a position counts every row of the share's pieces)."""
+    by_unit: dict[int, list[PartSkip]] = {}
+    for entry in parts:
+        by_unit.setdefault(entry[0], []).append(entry)
+    out = []
+    offset = 0
+    for piece in share:
+        for _, row, words, part in by_unit.get(piece.unit.index, ()):
+            if piece.start <= row < piece.stop:
+                out.append([epoch, offset + row - piece.start, words, part])
+        offset += len(piece)
+    return sorted(out)
 
 
 def _merged(pieces: list[Piece]) -> list[Piece]:

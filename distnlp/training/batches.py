@@ -35,9 +35,10 @@ from ..data.cursor import CursorStream
 from ..data.doc import Doc
 from ..data.elastic import resplit
 from ..data.shuffle_window import shuffled_windows
+from ..data.split_docs import split_at_sentences
 from ..errors import CheckpointError
 
-Cursor = tuple[int, int]
+Cursor = tuple[int, ...]  # (epoch, position) of a doc's row; (epoch, position, piece) for a piece of a cut doc
 
 _TAG = "_distnlp_cursor"
 
@@ -54,12 +55,17 @@ def accepts_start(batcher: Callable[..., Any]) -> bool:
 
 
 class ResumableBatches:
-    def __init__(self, stream: CursorStream, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]], *, shuffle_words: int = 0) -> None:
+    def __init__(self, stream: CursorStream, batcher: Callable[[Iterable[Doc]], Iterator[list[Doc]]], *, shuffle_words: int = 0,
+                 split_length: int = 0) -> None:
         """`shuffle_words` > 0: the batcher reads docs shuffled in windows of that many words
-        (data/shuffle_window.py; corpus.shuffle_words)."""
+        (data/shuffle_window.py; corpus.shuffle_words). `split_length` > 0: docs longer than that
+        are cut at sentence boundaries (data/split_docs.py; corpus.split_length), each piece
+        with its own cursor (epoch, position, piece), so a checkpoint between two pieces of a
+        doc resumes exactly."""
         self.stream = stream
         self.batcher = batcher
         self.shuffle_words = int(shuffle_words)
+        self.split_length = int(split_length)
         self._skip: dict[Cursor, int] = {}  # emitted before the last checkpoint -> the doc's words
         self.exhausted = False  # this session's batches are all out (the open epoch is done here)
         self.open_epoch = int(stream.epoch)  # the global epoch being read; never read past it
@@ -115,13 +121,16 @@ class ResumableBatches:
             row = self.stream.last_row
             if row is not None and row != (int(before["epoch"]), int(before["position"])):
                 before = {**before, "epoch": row[0], "position": row[1]}  # rows that gave no doc came first
-            cursor = (int(before["epoch"]), int(before["position"]))
+            row: Cursor = (int(before["epoch"]), int(before["position"]))
             state, before = before, self.stream.state_dict()
-            if cursor in self._skip:
-                continue  # emitted before the last checkpoint, re-read because an earlier doc was pending
-            doc.user_data[_TAG] = cursor
-            self._pending[cursor] = state
-            yield doc
+            pieces = split_at_sentences(doc, self.split_length)
+            for i, piece in enumerate(pieces):
+                cursor = row if len(pieces) == 1 else (*row, i)
+                if cursor in self._skip:
+                    continue  # emitted before the last checkpoint, re-read because an earlier doc was pending
+                piece.user_data[_TAG] = cursor
+                self._pending[cursor] = state  # every piece restarts from its row
+                yield piece
 
     def _start(self) -> None:
         # cursor -> the stream's state just before reading that doc; insertion-ordered: read order
@@ -155,26 +164,29 @@ class ResumableBatches:
         if self._num_batches % 1024 == 0:
             # Only cursors after the earliest pending doc matter; keep the set small.
             first = next(iter(self._pending), None)
-            self._emitted_after = {c: w for c, w in self._emitted_after.items() if first is not None and c > first}
+            self._emitted_after = {c: w for c, w in self._emitted_after.items() if first is not None and c[:2] >= first[:2]}
         return batch
 
     def state_dict(self) -> dict[str, Any]:
         if self._pending:
             first, before = next(iter(self._pending.items()))
             stream_state = dict(before)  # for a DocStream: today's state with the cursor moved back
-            emitted = sorted((c, w) for c, w in {**self._skip, **self._emitted_after}.items() if c > first)
+            # From the earliest pending doc's row on (its row is read again: pieces of it already out are skipped).
+            emitted = sorted((c, w) for c, w in {**self._skip, **self._emitted_after}.items() if c[:2] >= first[:2])
         else:
             stream_state = dict(self.stream.state_dict())
             # Nothing pending: skips still ahead of the stream (a state just loaded) stay skips.
             at = (int(stream_state["epoch"]), int(stream_state["position"]))
             emitted = sorted((c, w) for c, w in self._skip.items() if c >= at)
-        return {"stream": stream_state, "skip": [[*c, w] for c, w in emitted], "batches_emitted": self.batches_emitted,
+        # [epoch, position, words], and the piece index after them for a piece of a cut doc
+        return {"stream": stream_state, "skip": [[c[0], c[1], w, *c[2:]] for c, w in emitted], "batches_emitted": self.batches_emitted,
                 "size_index": self.size_index, "open_epoch": self.open_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stream.load_state_dict(state["stream"])
-        # [epoch, position, words]; checkpoints before words were saved: [epoch, position]
-        self._skip = {(int(s[0]), int(s[1])): int(s[2]) if len(s) > 2 else -1 for s in state.get("skip", [])}
+        # [epoch, position, words(, piece)]; checkpoints before words were saved: [epoch, position]
+        self._skip = {(int(s[0]), int(s[1]), *(int(p) for p in s[3:])): int(s[2]) if len(s) > 2 else -1
+                      for s in state.get("skip", [])}
         self.batches_emitted = int(state.get("batches_emitted", 0))
         self.size_index = int(state.get("size_index", self.batches_emitted))
         # Checkpoints before global epochs: the rank's own epoch was the one it read.

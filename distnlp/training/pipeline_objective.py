@@ -111,7 +111,8 @@ class PipelineObjective(PipelineLosses):
                 shuffle=corpus.shuffle, min_length=corpus.min_length, max_length=corpus.max_length,
                 first_batch_words=run.batcher.first_batch_words,
             )
-            return ResumableBatches(stream, batcher, shuffle_words=corpus.shuffle_words if corpus.shuffle else 0)
+            return ResumableBatches(stream, batcher, shuffle_words=corpus.shuffle_words if corpus.shuffle else 0,
+                                    split_length=corpus.split_length)
 
         self.batches = DataRanks(make_batches, env.rank, env.world_size, keep_global_batch=run.distributed.keep_global_batch)
         self.weights = score_weights(config, evaluation, nlp)

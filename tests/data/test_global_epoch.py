@@ -101,7 +101,8 @@ class Corpus:
 def _check_checkpoint(corpus: Corpus, states: list[dict[str, Any]], trained: Counter, epoch: int, m: int) -> None:
     """What the checkpoint has left of `epoch` + what was trained on = the epoch exactly once,
     and M new replicas' shares split it exactly (what `load_resplit` does, without reading)."""
-    plan_epoch, plan = remaining_plan(corpus.info, states, shuffle=True)  # raises if refused
+    plan_epoch, plan, parts = remaining_plan(corpus.info, states, shuffle=True)  # raises if refused
+    assert parts == []  # whole docs: no part of a cut doc
     left = corpus.docs(plan, plan_epoch)
     if plan_epoch == epoch:
         assert trained + Counter(left) == corpus.everything
