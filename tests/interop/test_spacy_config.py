@@ -143,6 +143,7 @@ train = "corpus/train.spacy"
 [corpora.train]
 @readers = "spacy.Corpus.v1"
 path = ${paths.train}
+max_length = 300
 
 [nlp]
 lang = "de"
@@ -245,6 +246,8 @@ def test_untranslatable_settings_are_listed_with_their_paths(tmp_path: Path, cap
     assert "distnlp convert corpus/train.spacy DIR" in err
     overlay = yaml.safe_load(header)
     assert overlay["nlp"] == {"lang": "de", "pipeline": ["tagger", "morphologizer", "ner"]}
+    # spaCy splits longer training docs into sentences: distnlp cuts them at sentence boundaries
+    assert overlay["corpus"] == {"split_length": 300} and "corpora.train.max_length" not in err
     assert overlay["encoder"]["model"]["embed"]["attrs"] == ["ORTH", "SHAPE"] and overlay["encoder"]["width"] == 64
     tagger = overlay["components"]["tagger"]
     assert tagger["grad_factor"] == 0.5 and tagger["model"]["label_smoothing"] == 0.1

@@ -109,7 +109,9 @@ def translate(cfg: dict[str, Any]) -> Translation:
         overlay["components"] = components
     overlay["training"] = translate_training(t, components)
     translate_initialize(t)
-    translate_corpora(t)
+    corpus = translate_corpora(t)
+    if corpus:
+        overlay["corpus"] = corpus
     pretrain = translate_pretraining(t, embedders[0] if embedders else None, overlay)
     if pretrain:
         overlay["pretrain"] = pretrain

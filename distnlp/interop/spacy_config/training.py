@@ -122,19 +122,28 @@ def translate_initialize(t: Tracker) -> None:
         t.take("initialize.init_tok2vec")
 
 
-def translate_corpora(t: Tracker) -> None:
-    """spaCy's .spacy paths: distnlp trains on converted corpora (`distnlp convert`)."""
+def translate_corpora(t: Tracker) -> dict[str, Any]:
+    """spaCy's .spacy paths: distnlp trains on converted corpora (`distnlp convert`). The training
+    corpus's `max_length` (longer docs are split into sentences) becomes `corpus.split_length`,
+    which cuts them into pieces of whole sentences up to that length (a longer sentence is kept
+    whole, where spaCy drops it). Returns the `corpus` overlay."""
+    corpus: dict[str, Any] = {}
+    split_length = t.get("corpora.train.max_length")
+    if isinstance(split_length, int) and not isinstance(split_length, bool) and split_length > 0:
+        corpus["split_length"] = int(t.take("corpora.train.max_length"))
     for split in ("train", "dev"):
         path = t.get(f"corpora.{split}.path")
         reader = t.registered(f"corpora.{split}.@readers", reg.CORPUS_READERS)
         if reader not in (None, *reg.CORPUS_READERS):
             t.note(f"corpora.{split}", f"reader {reader!r}: distnlp trains on corpora converted with `distnlp convert` (spaCy's spacy.Corpus.v1 files)")
         for key, neutral in (("max_length", 0), ("gold_preproc", False), ("limit", 0), ("augmenter", None)):
-            t.neutral(f"corpora.{split}.{key}", neutral)
+            if not (split == "train" and key == "max_length" and corpus):
+                t.neutral(f"corpora.{split}.{key}", neutral)
         if path:
             t.note(f"corpora.{split}.path", f"{path!r}: run `distnlp convert {path} DIR` and set corpus.{split}=DIR")
     for key in ("train", "dev"):
         t.take(f"paths.{key}")
+    return corpus
 
 
 def translate_pretraining(t: Tracker, embedder: str | None, overlay: dict[str, Any]) -> dict[str, Any]:
