@@ -17,3 +17,12 @@ def local_ray() -> Iterator[None]:
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test here counts as a Ray test (`-m ray`): `.ci/run` runs them after the others,
+    one at a time, since a local Ray on a loaded 2-core machine misses its health checks."""
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here + os.sep):
+            item.add_marker(pytest.mark.ray)
