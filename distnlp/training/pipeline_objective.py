@@ -109,7 +109,7 @@ class PipelineObjective(PipelineLosses):
             stream = open_training_stream(
                 corpus.train_corpora(), temperature=corpus.temperature, rank=rank, world_size=world_size, seed=settings.seed,
                 shuffle=corpus.shuffle, min_length=corpus.min_length, max_length=corpus.max_length,
-                first_batch_words=run.batcher.first_batch_words,
+                first_batch_words=run.batcher.first_batch_words, split_length=corpus.split_length,
             )
             return ResumableBatches(stream, batcher, shuffle_words=corpus.shuffle_words if corpus.shuffle else 0,
                                     split_length=corpus.split_length)

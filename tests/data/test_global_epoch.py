@@ -189,3 +189,7 @@ def test_long_documents_are_shared_by_documents() -> None:
     for start, by_words in ((100, False), (2000, True), (None, True)):
         stream = open_training_stream(entries, temperature=1.0, rank=0, world_size=2, seed=0, first_batch_words=start)
         assert stream.balance_by_words is by_words
+    # cut at sentence boundaries to at most the first batch: batches follow words again
+    for split, by_words in ((100, True), (50, True), (200, False), (0, False)):
+        stream = open_training_stream(entries, temperature=1.0, rank=0, world_size=2, seed=0, first_batch_words=100, split_length=split)
+        assert stream.balance_by_words is by_words, split
