@@ -5,8 +5,12 @@ summing the gradients over ranks gives exactly the gradient of one process that 
 of the batches (docs/architecture.md, "The equivalence contract"). Gradients live in fixed flat
 buckets of stable parameter order: at the start of a step every parameter's `.grad` is set to a
 zeroed view into its bucket, backward accumulates into it in place, and a bucket is all-reduced
-in place as soon as every gradient in it is final, in a fixed bucket order on every rank so the
-collectives always match. No gradient is copied into a bucket or back out of it (DDP's
+in place as soon as every gradient in it is final, in one launch order on every rank so the
+collectives always match: reverse registration order for the first step, then the order in which
+rank 0 saw the buckets become final during that step's backward (all ranks take it from rank 0,
+as DDP rebuilds its buckets after the first iteration). Only the launch order is learned, never
+the buckets' contents, so the sums are the same bits whatever the order, and a resumed run,
+which learns again, reduces exactly as the uninterrupted one. No gradient is copied into a bucket or back out of it (DDP's
 `gradient_as_bucket_view`). Parameters that get no gradient on a rank (a head with no labels in
 its batch, a listener at grad_factor 0, frozen weights) contribute zeros, so no collective ever
 waits for them.
@@ -113,7 +117,10 @@ class GradAllReducer:
         self.overlap = overlap
         self.reduce_dtype = reduce_dtype
         self._final_backward = False
-        self._next_launch = 0
+        self._next_launch = 0  # position in `launch_order` of the next bucket to launch
+        self.launch_order = list(range(len(self.buckets)))
+        self._order_learned = not overlap or len(self.buckets) < 2
+        self._became_final: list[int] = []  # bucket indices, in the order their gradients became final
         # Always hooked: the hook is what marks a gradient present (an attached view is never None).
         self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad) for _, p in self.named_params]
 
@@ -127,6 +134,7 @@ class GradAllReducer:
         optimizer.zero_grad(set_to_none=True)  # parameters the reducer does not hold
         self._next_launch = 0
         self._final_backward = False
+        self._became_final = []
         for b in self.buckets:
             b.attach()
 
@@ -142,6 +150,7 @@ class GradAllReducer:
         reached = _reached_parameters(loss)
         for b in self.buckets:
             b.ready.update(j for j, (_, p) in enumerate(b.params) if id(p) not in reached)
+            self._note_if_final(b)
         self._launch_ready(force=False)
 
     def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor:
@@ -151,6 +160,8 @@ class GradAllReducer:
         self._launch_ready(force=True)
         for b in self.buckets:
             b.wait()
+        if not self._order_learned:  # on every rank in the same step, whatever its own backward did
+            self._learn_launch_order()
         return torch.cat([b.presence() for b in self.buckets])
 
     def drop_absent(self, present: Sequence[bool]) -> None:
@@ -180,12 +191,27 @@ class GradAllReducer:
             bucket.flags[j] = 1.0
         if self._final_backward:
             bucket.ready.add(j)
+            self._note_if_final(bucket)
             self._launch_ready(force=False)
 
+    def _note_if_final(self, bucket: _Bucket) -> None:
+        if not self._order_learned and len(bucket.ready) == len(bucket.params) and bucket.index not in self._became_final:
+            self._became_final.append(bucket.index)
+
+    def _learn_launch_order(self) -> None:
+        """Launch from now on in the order rank 0's buckets became final in this step (buckets
+        still waiting at the end of backward after them, by index). A collective, once: every
+        rank reaches it in the same step."""
+        seen = self._became_final + [i for i in range(len(self.buckets)) if i not in self._became_final]
+        order = torch.tensor(seen, dtype=torch.int64, device=self.device)  # the same length on every rank
+        dist.broadcast(order, src=0)
+        self.launch_order = [int(i) for i in order.tolist()]  # read once, in the run's first step
+        self._order_learned = True
+
     def _launch_ready(self, force: bool) -> None:
-        # Launch strictly in bucket order so every rank issues the same collectives in the same order.
+        # One launch order on every rank, so all ranks issue the same collectives in the same order.
         while self._next_launch < len(self.buckets):
-            b = self.buckets[self._next_launch]
+            b = self.buckets[self.launch_order[self._next_launch]]
             if b.handle is None and not force and len(b.ready) < len(b.params):
                 return
             if b.handle is None:

@@ -139,3 +139,69 @@ def test_bfloat16_reduce_sends_half_the_bytes_within_its_rounding(tmp_path: Path
             assert r["none"] == ["unused.bias", "unused.weight"], r
             assert all(err < 1e-2 for err in r["max_rel_err"].values()), r  # bf16: 8 bits of mantissa
             assert any(err > 0 for err in r["max_rel_err"].values()), r  # ... and it did round
+
+
+class Misregistered(nn.Module):
+    """The output layer is registered first but used last: reverse registration order, the
+    reducer's first guess, is the opposite of the order backward finalises gradients in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = nn.Linear(16, 4)
+        self.body = nn.Linear(16, 16)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.body(x))).pow(2).sum()
+
+
+def _order_worker(rank: int, world: int, port: int, out: str) -> None:
+    import distnlp.distributed.grad_sync as grad_sync
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = Misregistered()
+        x = torch.randn(8, 16, generator=torch.Generator().manual_seed(rank))
+        hooks_seen = [0]
+        launched_after: list[int] = []  # per launch, how many gradients backward had finalised
+        launch = grad_sync._Bucket.launch
+
+        def recording(bucket: Any, *a: Any) -> None:
+            launched_after.append(hooks_seen[0])
+            launch(bucket, *a)
+
+        grad_sync._Bucket.launch = recording
+        reducer = GradAllReducer(list(model.named_parameters()), bucket_mb=0.0005)  # one bucket per parameter
+        for p in model.parameters():  # registered after the reducer's hooks: they run after them
+            p.register_post_accumulate_grad_hook(lambda _p: hooks_seen.__setitem__(0, hooks_seen[0] + 1))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        steps = []
+        for _ in range(3):
+            hooks_seen[0] = 0
+            launched_after.clear()
+            reducer.zero_grads(optimizer)
+            loss = model.loss(x)
+            reducer.final_backward(True, loss)
+            loss.backward()
+            reducer.sum_grads(list(model.parameters()))
+            steps.append({"launched_after": list(launched_after), "order": list(reducer.launch_order),
+                          "grads": [p.grad.clone().tolist() for p in model.parameters()]})
+        Path(out, f"rank{rank}.json").write_text(json.dumps(steps))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_buckets_launch_in_the_order_backward_finalises_them_from_the_second_step(tmp_path: Path) -> None:
+    mp.spawn(_order_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for steps in ranks:
+        first, second, third = steps
+        # step 1, reverse registration: out's bucket (its gradients final first) is launched last,
+        # once body's are in too (3 gradients counted before the launch in the 4th one's hook)
+        assert first["order"] == [2, 0, 1] and first["launched_after"][-1] == 3, first
+        # from step 2, the learned order: out's bucket goes first, as soon as its own gradients are in
+        assert second["launched_after"][0] <= 1 and third["launched_after"] == second["launched_after"], second
+        assert first["grads"] == second["grads"] == third["grads"]  # the same sums, bit for bit
+    assert ranks[0][1]["order"] == ranks[1][1]["order"]  # every rank launches in rank 0's order

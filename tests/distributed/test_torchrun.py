@@ -8,6 +8,7 @@ import os
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,10 +56,20 @@ def logged(log_dir, **settings):
         path = os.path.join(log_dir, f"rank{os.environ.get('RANK', '0')}-{os.getpid()}.jsonl")
         for batch in inner(docs, start=start):
             with open(path, "a") as f:
-                f.writelines(json.dumps([d.user_data["_distnlp_cursor"][0], d.doc_id]) + "\\n" for d in batch)
+                f.writelines(json.dumps([d.user_data["_distnlp_cursor"][0], f"{d.doc_id}@{d.words[0]}/{len(d)}"]) + "\\n" for d in batch)
             yield batch
     return batcher
 """
+
+
+# Documents cut at sentence boundaries (corpus.split_length) are logged piece by piece.
+SPLIT = "corpus.split_length=100"
+
+
+def _pieces(docs: Any) -> Counter:
+    from distnlp.data.split_docs import split_at_sentences
+
+    return Counter(f"{p.doc_id}@{p.words[0]}/{len(p)}" for d in docs for p in split_at_sentences(d, 100))
 
 
 def _docs_used(log_dir: Path) -> dict[int, Counter]:
@@ -84,7 +95,7 @@ def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, first
     common = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
               "training.log_every=1", "training.max_eval_docs=2", "distributed.num_threads=1", "nlp.pipeline=[tagger,ner]",
               f"code={tmp_path / 'logged.py'}", f"training.batcher._use_=test.logged_batch_by_words.v1", f"+training.batcher.log_dir={logs}",
-              "training.curves=false", READ_INLINE]
+              "training.curves=false", READ_INLINE, SPLIT]
     env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
     first = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), *common, "training.max_steps=6"],
                            capture_output=True, text=True, env={**env, "DISTNLP_CPU_WORKERS": str(first_ranks)}, timeout=300)
@@ -97,7 +108,7 @@ def test_checkpoint_on_two_ranks_resumes_on_another_number(tmp_path: Path, first
     assert f"replicas: {resume_ranks}" in second.stdout
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
     assert steps[:6] == [1, 2, 3, 4, 5, 6] and steps[6] == 7  # continued after step 6, not from the start
-    corpus = Counter(d.doc_id for d in read_docs(DEMO_DATA / "dev"))
+    corpus = _pieces(read_docs(DEMO_DATA / "dev"))
     assert _docs_used(logs)[0] == corpus  # epoch 0: none twice, none dropped
 
 
@@ -115,7 +126,7 @@ def test_four_ranks_resized_to_three_then_two_mid_window_and_mid_epoch(tmp_path:
     common = [f"training.output_dir={out}", "encoder.width=16", f"corpus.train={DEMO_DATA / 'dev'}", "training.eval_frequency=3",
               "training.log_every=1", "training.max_eval_docs=2", "distributed.num_threads=1", "nlp.pipeline=[tagger]",
               f"code={tmp_path / 'logged.py'}", "training.batcher._use_=test.logged_batch_by_words.v1", f"+training.batcher.log_dir={logs}",
-              "training.curves=false", "corpus.shuffle_words=3000", READ_INLINE]
+              "training.curves=false", "corpus.shuffle_words=3000", READ_INLINE, SPLIT]
     env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
 
     def run(ranks: int, *limits: str) -> None:
@@ -131,7 +142,7 @@ def test_four_ranks_resized_to_three_then_two_mid_window_and_mid_epoch(tmp_path:
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))  # each resume continued where the last stopped
     epoch_of_step = [s["epoch"] for s in steps]
     assert epoch_of_step[5] == 0 and epoch_of_step[-1] == 2  # both resizes mid-epoch 0; two epochs done
-    corpus = Counter(d.doc_id for d in read_docs(DEMO_DATA / "dev"))
+    corpus = _pieces(read_docs(DEMO_DATA / "dev"))
     used = _docs_used(logs)
     assert used[0] == corpus and used[1] == corpus and set(used) == {0, 1}  # each epoch exactly once, nothing of epoch 2
 

@@ -47,7 +47,7 @@ def logged(log_dir, **settings):
         path = os.path.join(log_dir, f"worker-{os.getpid()}.jsonl")
         for batch in inner(docs, start=start):
             with open(path, "a") as f:
-                f.writelines(json.dumps([world, session, d.user_data["_distnlp_cursor"][0], d.doc_id]) + "\\n" for d in batch)
+                f.writelines(json.dumps([world, session, d.user_data["_distnlp_cursor"][0], f"{d.doc_id}@{d.words[0]}/{len(d)}"]) + "\\n" for d in batch)
             yield batch
     return batcher
 """
@@ -82,6 +82,7 @@ def _config(out: Path, tmp: Path) -> dict[str, Any]:
         "training.max_eval_docs=2", "training.batcher.size=400", "training.curves=false", f"code={tmp / 'logged.py'}",
         "training.batcher._use_=test.elastic_logged_batch_by_words.v1", f"+training.batcher.log_dir={tmp / 'docs'}",
         "training.prefetch=false",  # the log records what the batcher yields: no batch read ahead and discarded
+        "corpus.split_length=100",  # long documents cut at sentence boundaries: logged piece by piece
     ])
     validate_config(config)
     return config
@@ -142,7 +143,9 @@ def test_lost_node_finishes_on_fewer_workers(two_nodes: tuple[Any, Any], tmp_pat
     from distnlp.cli.compose import DEMO_DATA
     from distnlp.data.stream import read_docs
 
-    corpus = Counter(d.doc_id for d in read_docs(DEMO_DATA / "dev"))
+    from distnlp.data.split_docs import split_at_sentences
+
+    corpus = Counter(f"{p.doc_id}@{p.words[0]}/{len(p)}" for d in read_docs(DEMO_DATA / "dev") for p in split_at_sentences(d, 100))
     assert sorted(used) == [0, 1], sorted(used)  # the lost node went mid-epoch 0; the run ends in epoch 1
     assert used[0] == corpus  # epoch 0, re-split from 2 replicas to 1: none twice, none dropped
     assert max(used[1].values()) == 1 and set(used[1]) < set(corpus)  # epoch 1 (cut by max_steps): none twice
