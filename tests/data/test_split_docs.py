@@ -187,3 +187,70 @@ def test_cut_docs_balance_the_replicas_batches(ranks: int) -> None:
     assert slowest_over_mean(whole) > 0.2
     assert slowest_over_mean(cut) < 0.08
     assert sum(map(sum, cut)) / len(cut) > 0.85 * 2000  # the batches still fill to the budget
+
+
+class _World:
+    """N replicas of cut docs, driven as the training loop drives them (one batch each per step;
+    the next epoch opens when every replica has trained on its share)."""
+
+    def __init__(self, corpus: Path, n: int, states: list[dict] | None = None) -> None:
+        batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": 200, "tolerance": 0.3})
+        self.replicas = [ResumableBatches(DocStream(corpus, rank=r, world_size=n, seed=7), batcher, shuffle_words=400, split_length=SPLIT)
+                         for r in range(n)]
+        for replica in self.replicas if states is not None else ():
+            replica.load_state_dict(states[replica.stream.rank]) if len(states) == n else replica.load_resplit(states)
+        self.epoch = min(r.open_epoch for r in self.replicas)
+
+    def step(self) -> list[tuple[int, tuple[str, str]]]:
+        trained = []
+        for replica in self.replicas:
+            for doc in replica.take():
+                assert doc.user_data["_distnlp_cursor"][0] == self.epoch  # epochs are crossed together
+                trained.append((self.epoch, _key(doc)))
+        reached = min(r.reached_epoch for r in self.replicas)
+        if reached > self.epoch:
+            self.epoch = reached
+            for replica in self.replicas:
+                replica.begin_epoch(reached)
+        return trained
+
+    def states(self) -> list[dict]:
+        return [json.loads(json.dumps(r.state_dict())) for r in self.replicas]
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 demo training docs (about 7,000 words) in row groups of 4 over 2 shards."""
+    docs = list(read_docs(DEMO_DATA / "train"))[100:120]
+    for i, d in enumerate(docs):
+        d.doc_id = f"doc{i}"
+    out = tmp_path_factory.mktemp("split_small") / "corpus"
+    write_corpus(docs, out, shard_size=10, row_group_size=4, fmt="test")
+    return out
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_every_checkpoint_of_cut_docs_resumes_on_any_number_of_replicas(small_corpus: Path, n: int) -> None:
+    """At every step of two epochs a checkpoint is taken and resumed on M replicas (M cycling
+    through 1..8) up to the end of its epoch: every piece of the epoch is trained on exactly once,
+    whatever was pending, half emitted or skipped when the checkpoint was taken."""
+    corpus = small_corpus
+    everything = _all_pieces(corpus)
+    world = _World(corpus, n)
+    seen: dict[int, Counter] = {}
+    step = halves = 0
+    while world.epoch < 2:
+        for epoch, piece in world.step():
+            seen.setdefault(epoch, Counter())[piece] += 1
+        step += 1
+        epoch, states = world.epoch, world.states()
+        halves += any(len(entry) > 3 for state in states for entry in state["skip"])
+        resumed = _World(corpus, [1, 2, 3, 5, 8][step % 5], states)
+        rest = Counter(seen.get(epoch, Counter()))
+        while resumed.epoch == epoch:
+            for e, piece in resumed.step():
+                rest[piece] += 1
+        assert rest == everything, (n, step, epoch)
+    assert seen[0] == everything and seen[1] == everything
+    assert step >= 12 and len(everything) > 40  # a checkpoint at every step of 2 epochs; docs cut into many pieces
+    assert halves >= 3  # checkpoints taken with a doc's pieces partly out
