@@ -141,3 +141,21 @@ def test_reducer_benchmark_runs_tiny(tmp_path):
     result = json.loads(out[out.index('{\n  "ranks"'):])
     assert result["reducer_bytes_copied_per_step"] == [0.0, 0.0]
     assert result["step_time_s"]["compute"] > 0
+
+
+def test_balance_benchmark_runs_tiny(tmp_path):
+    """bench_balance.py: the per-step words of 2 ranks, whole and cut docs; then the real loop on
+    2 gloo ranks, 6 steps each way."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    words = subprocess.run([sys.executable, str(BENCH / "bench_balance.py"), "--mode", "words", "--ranks-list", "2", "--steps", "40",
+                            "--split", "100"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert words.returncode == 0, words.stderr[-3000:]
+    whole, cut = json.loads(words.stdout)["rows"]
+    assert (whole["split_length"], cut["split_length"]) == (0, 100)
+    assert cut["slowest_over_mean"] < whole["slowest_over_mean"]
+    train = subprocess.run([sys.executable, str(BENCH / "bench_balance.py"), "--mode", "train", "--ranks", "2", "--steps", "6",
+                            "--split", "100"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert train.returncode == 0, train.stderr[-3000:]
+    out = train.stdout
+    rows = json.loads(out[out.index('{\n  "mode"'):])["rows"]
+    assert [r["split_length"] for r in rows] == [0, 100] and all(r["steps_timed"] == 3 and r["words_per_s"] > 0 for r in rows)
