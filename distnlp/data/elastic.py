@@ -4,9 +4,10 @@ Per rank, a cursor says where that rank stands in its contiguous share of the ep
 order (`shards.epoch_pieces`): rows before `position` are consumed, except the pending docs a
 batcher still held, and `skip` lists rows after that which were already emitted, with their words
 (`training/batches.py`); a skip entry with a fourth number is one part of a doc cut at sentence
-boundaries (`corpus.split_length`), whose row is read again and that part skipped. Together, the N cursors describe what the epoch has left, as a global
-list of row ranges ("the plan"); rows already emitted stay inside their range as exclusions, so a
-row group is not cut into pieces around them. M new cursors split that plan by words into M
+boundaries (`corpus.split_length`), whose row is read again and that part skipped. Together, the N
+cursors describe what the epoch has left, as a global list of row ranges ("the plan"); rows
+already emitted stay inside their range as exclusions, so a row group is not cut into pieces
+around them. M new cursors split that plan by words into M
 contiguous shares, each starting at position 0, so every document of the epoch is used exactly
 once whatever N and M. Each new cursor carries only its own share (a second resize joins the
 shares again; a batcher's pending doc can put a cursor back into the share's epoch after the
@@ -68,8 +69,8 @@ def saved_share(info: CorpusInfo, stream: Mapping[str, Any], epoch: int, *, shuf
 def remaining_plan(info: CorpusInfo, states: Sequence[Mapping[str, Any]], *, shuffle: bool,
                    by_words: bool = True) -> tuple[int, list[Piece], list[PartSkip]]:
     """(epoch, rows it has left, parts of those rows already emitted) from every old rank's batches
-    state (`ResumableBatches.state_dict`), in old rank order. The rows a rank already emitted past its cursor stay in their pieces as
-    exclusions, and each piece keeps its word count (from the skip entries' words), so neither
+    state (`ResumableBatches.state_dict`), in old rank order. The rows a rank already emitted past
+    its cursor stay in their pieces as exclusions, and each piece keeps its word count (from the skip entries' words), so neither
     this nor the new ranks' split reads more than the row groups a cursor or a share boundary
     falls in."""
     streams = [s["stream"] for s in states]

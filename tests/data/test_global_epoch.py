@@ -15,7 +15,7 @@ shares are balanced by words (few empty steps while others finish).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,14 @@ def _batcher(size: int) -> Any:
 class World:
     """N replicas driven as the training loop drives them."""
 
-    def __init__(self, corpus: Path, n: int, size: int, states: list[dict[str, Any]] | None = None) -> None:
-        self.replicas = [ResumableBatches(DocStream(corpus, rank=r, world_size=n, seed=SEED, columns=COLUMNS), _batcher(size),
-                                          shuffle_words=WINDOW) for r in range(n)]
+    def __init__(self, corpus: Path, n: int, size: int, states: list[dict[str, Any]] | None = None, *,
+                 make: Callable[[int], ResumableBatches] | None = None, key: Callable[[Any], Any] | None = None) -> None:
+        """`make(rank)`: a replica's batches (default: whole docs of `corpus`, `size`-word batches);
+        `key(doc)`: what a trained doc is counted as (default: its doc id)."""
+        make = make or (lambda r: ResumableBatches(DocStream(corpus, rank=r, world_size=n, seed=SEED, columns=COLUMNS), _batcher(size),
+                                                   shuffle_words=WINDOW))
+        self.replicas = [make(r) for r in range(n)]
+        self.key = key or (lambda doc: doc.doc_id)
         if states is not None:
             for replica in self.replicas:
                 if len(states) == n:
@@ -63,7 +68,7 @@ class World:
             for doc in batch:
                 # the gate: a doc is of the epoch every replica is in, never of a later one
                 assert doc.user_data["_distnlp_cursor"][0] == self.epoch, (doc.user_data["_distnlp_cursor"], self.epoch)
-                trained.append((self.epoch, doc.doc_id))
+                trained.append((self.epoch, self.key(doc)))
         reached = min(r.reached_epoch for r in self.replicas)
         if reached > self.epoch:
             self.epoch = reached

@@ -17,6 +17,8 @@ from distnlp.data.stream import DocStream, read_docs
 from distnlp.errors import ConfigError
 from distnlp.registry import resolve
 from distnlp.training.batches import ResumableBatches
+from tests.benchmarks.bench_balance import excess, step_words
+from tests.data.test_global_epoch import World
 
 SPLIT = 60
 
@@ -166,56 +168,21 @@ def test_split_length_must_not_be_negative() -> None:
         CorpusSettings.from_config({"corpus": {"split_length": -1}})
 
 
-def _steps_words(ranks: int, split: int) -> list[list[int]]:
-    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": 2000 // ranks, "tolerance": 0.2})
-    replicas = [ResumableBatches(DocStream(DEMO_DATA / "train", rank=r, world_size=ranks, seed=0), batcher, shuffle_words=1_000_000,
-                                 split_length=split) for r in range(ranks)]
-    steps = []
-    while all(batches := [r.take() for r in replicas]):
-        steps.append([sum(len(d) for d in b) for b in batches])
-    return steps
-
-
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_cut_docs_balance_the_replicas_batches(ranks: int) -> None:
     """The slowest replica's words over the mean, per step (what the others wait for in the
     all-reduce): whole demo docs leave ranks 23% / 83% apart at 2 / 4 ranks, cut ones 2% / 6%."""
-    def slowest_over_mean(steps: list[list[int]]) -> float:
-        return sum(max(w) * len(w) / sum(w) - 1 for w in steps) / len(steps)
-
-    whole, cut = _steps_words(ranks, 0), _steps_words(ranks, 100)
-    assert slowest_over_mean(whole) > 0.2
-    assert slowest_over_mean(cut) < 0.08
+    whole, cut = (step_words(str(DEMO_DATA / "train"), ranks, 2000 // ranks, split, steps=10_000) for split in (0, 100))
+    assert excess(whole) > 0.2
+    assert excess(cut) < 0.08
     assert sum(map(sum, cut)) / len(cut) > 0.85 * 2000  # the batches still fill to the budget
 
 
-class _World:
-    """N replicas of cut docs, driven as the training loop drives them (one batch each per step;
-    the next epoch opens when every replica has trained on its share)."""
-
-    def __init__(self, corpus: Path, n: int, states: list[dict] | None = None) -> None:
-        batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": 200, "tolerance": 0.3})
-        self.replicas = [ResumableBatches(DocStream(corpus, rank=r, world_size=n, seed=7), batcher, shuffle_words=400, split_length=SPLIT)
-                         for r in range(n)]
-        for replica in self.replicas if states is not None else ():
-            replica.load_state_dict(states[replica.stream.rank]) if len(states) == n else replica.load_resplit(states)
-        self.epoch = min(r.open_epoch for r in self.replicas)
-
-    def step(self) -> list[tuple[int, tuple[str, str]]]:
-        trained = []
-        for replica in self.replicas:
-            for doc in replica.take():
-                assert doc.user_data["_distnlp_cursor"][0] == self.epoch  # epochs are crossed together
-                trained.append((self.epoch, _key(doc)))
-        reached = min(r.reached_epoch for r in self.replicas)
-        if reached > self.epoch:
-            self.epoch = reached
-            for replica in self.replicas:
-                replica.begin_epoch(reached)
-        return trained
-
-    def states(self) -> list[dict]:
-        return [json.loads(json.dumps(r.state_dict())) for r in self.replicas]
+def _world(corpus: Path, n: int, states: list[dict] | None = None) -> World:
+    """N replicas of cut docs, driven as the training loop drives them (tests/data/test_global_epoch.py)."""
+    batcher = resolve({"_use_": "distnlp.batch_by_words.v1", "size": 200, "tolerance": 0.3})
+    return World(corpus, n, 0, states, key=_key, make=lambda r: ResumableBatches(DocStream(corpus, rank=r, world_size=n, seed=7), batcher,
+                                                                                  shuffle_words=400, split_length=SPLIT))
 
 
 @pytest.fixture(scope="module")
@@ -236,16 +203,16 @@ def test_every_checkpoint_of_cut_docs_resumes_on_any_number_of_replicas(small_co
     whatever was pending, half emitted or skipped when the checkpoint was taken."""
     corpus = small_corpus
     everything = _all_pieces(corpus)
-    world = _World(corpus, n)
+    world = _world(corpus, n)
     seen: dict[int, Counter] = {}
     step = halves = 0
     while world.epoch < 2:
         for epoch, piece in world.step():
             seen.setdefault(epoch, Counter())[piece] += 1
         step += 1
-        epoch, states = world.epoch, world.states()
+        epoch, states = world.epoch, json.loads(json.dumps(world.states()))  # through JSON, as a checkpoint
         halves += any(len(entry) > 3 for state in states for entry in state["skip"])
-        resumed = _World(corpus, [1, 2, 3, 5, 8][step % 5], states)
+        resumed = _world(corpus, [1, 2, 3, 5, 8][step % 5], states)
         rest = Counter(seen.get(epoch, Counter()))
         while resumed.epoch == epoch:
             for e, piece in resumed.step():

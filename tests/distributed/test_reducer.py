@@ -59,10 +59,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, world: int, port: int, out: str, wire: str) -> None:
+def _join(rank: int, world: int, port: int) -> None:
+    """This process as gloo rank `rank` of `world`, one thread."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+def _worker(rank: int, world: int, port: int, out: str, wire: str) -> None:
+    _join(rank, world, port)
     try:
         torch.manual_seed(0)
         model = Model()
@@ -157,9 +162,7 @@ class Misregistered(nn.Module):
 def _order_worker(rank: int, world: int, port: int, out: str) -> None:
     import distnlp.distributed.grad_sync as grad_sync
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    _join(rank, world, port)
     try:
         torch.manual_seed(0)
         model = Misregistered()
