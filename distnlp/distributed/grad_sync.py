@@ -15,12 +15,11 @@ which learns again, reduces exactly as the uninterrupted one. No gradient is cop
 its batch, a listener at grad_factor 0, frozen weights) contribute zeros, so no collective ever
 waits for them.
 
-Each bucket also carries one presence flag per parameter, set by the gradient hook (1 where the
-rank has a gradient). A parameter with no gradient on any rank gets `grad = None` after the
-reduce, exactly as in one process, so the optimizer neither decays nor steps it
-(docs/architecture.md, "The equivalence contract"). The flags stay on the device until the step
-reads back its other numbers: until then such a gradient is zeros, which adds nothing to the
-norm and nothing when clipped.
+Which parameters have a gradient is known on the host (the gradient hook marks it), and so are
+the step's item counts and words: those are summed over a CPU (gloo) group of the same ranks
+(`host_group`), never through the device, so a step reads nothing back from a GPU. A parameter
+with no gradient on any rank gets `grad = None` after the reduce, exactly as in one process, so
+the optimizer neither decays nor steps it (docs/architecture.md, "The equivalence contract").
 
 `reduce_dtype=torch.bfloat16` (distributed.reduce_dtype) sends each bucket as a bf16 copy, half
 the bytes of float32, and casts the sum back: gradients then carry bf16 rounding (8 bits of
@@ -30,12 +29,15 @@ the default (None: the gradients' own type, no cast) keeps the equivalence contr
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from .process_group import host_group
 
 DEFAULT_BUCKET_MB = 25.0
 WIRE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # distributed.reduce_dtype
@@ -47,16 +49,14 @@ class _Bucket:
         self.params = params
         self.numel = sum(p.numel() for _, p in params)
         p0 = params[0][1]
-        # The gradients, then one presence flag per parameter.
-        self.flat = torch.zeros(self.numel + len(params), dtype=p0.dtype, device=p0.device)
-        self.flags = self.flat[self.numel :]
+        self.flat = torch.zeros(self.numel, dtype=p0.dtype, device=p0.device)
         self.views: list[torch.Tensor] = []
         offset = 0
         for _, p in params:
             self.views.append(self.flat[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
         self.ready: set[int] = set()
-        self.seen: set[int] = set()
+        self.seen: set[int] = set()  # parameters with a gradient on this rank, this step (host-side presence)
         self.handle: Any = None
         self.sent: torch.Tensor | None = None  # the reduce_dtype copy on the wire, if not the flat itself
 
@@ -75,7 +75,7 @@ class _Bucket:
         for j, ((_, p), view) in enumerate(zip(self.params, self.views)):
             if p.grad is not None and p.grad is not view:
                 view.copy_(p.grad)
-                self.flags[j] = 1.0
+                self.seen.add(j)
                 p.grad = view
 
     def launch(self, reduce_dtype: torch.dtype | None) -> None:
@@ -87,9 +87,6 @@ class _Bucket:
         self.handle.wait()
         if self.sent is not self.flat:
             self.flat.copy_(self.sent)
-
-    def presence(self) -> torch.Tensor:
-        return self.flags > 0.5
 
 
 class GradAllReducer:
@@ -105,7 +102,8 @@ class GradAllReducer:
         reduce_dtype: torch.dtype | None = None,
     ) -> None:
         """`reduce_dtype`: the type buckets are sent in; None = the gradients' own (exact)."""
-        self.device = torch.device(device)  # NCCL needs the small tensors (counts, flags) on the GPU too
+        self.device = torch.device(device)  # NCCL needs the loss sums on the GPU too
+        self.host_group = host_group()  # before the hooks: a collective, on every rank in the same order
         self.named_params = [(n, p) for n, p in named_params if p.requires_grad]
         # Same order on every rank: parameters sorted by their stable names would also do, but
         # reversed registration order approximates the order gradients become final.
@@ -125,10 +123,13 @@ class GradAllReducer:
         self._hooks = [p.register_post_accumulate_grad_hook(self._on_grad) for _, p in self.named_params]
 
     # --- Reducer protocol --------------------------------------------------------------------
-    def sum_counts(self, counts: torch.Tensor) -> torch.Tensor:
-        out = counts.to(self.device, copy=True)
+    def sum_on_host(self, values: Sequence[float]) -> list[float]:
+        return host_sum(values, self.host_group)
+
+    def sum_on_device(self, values: torch.Tensor) -> torch.Tensor:
+        out = values.to(self.device, copy=True)
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out  # on the device: the step reads it back once, with its other numbers
+        return out  # stays on the device until the loop reads it
 
     def zero_grads(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)  # parameters the reducer does not hold
@@ -153,26 +154,22 @@ class GradAllReducer:
             self._note_if_final(b)
         self._launch_ready(force=False)
 
-    def sum_grads(self, params: Sequence[nn.Parameter]) -> torch.Tensor:
-        """Every parameter's summed gradient, in place in its view (zeros where no rank has
-        one), and, on the device, whether any rank has one: the step reads it back with its
-        other numbers (`drop_absent`)."""
+    def sum_grads(self, params: Sequence[nn.Parameter]) -> None:
+        """Every parameter's summed gradient, in place in its view; `grad = None` where no rank
+        has one (which ones is summed on the host group while the device reduces the buckets)."""
         self._launch_ready(force=True)
+        ranks_with_grad = host_sum([float(j in b.seen) for b in self.buckets for j in range(len(b.params))], self.host_group)
         for b in self.buckets:
             b.wait()
         if not self._order_learned:  # on every rank in the same step, whatever its own backward did
             self._learn_launch_order()
-        return torch.cat([b.presence() for b in self.buckets])
-
-    def drop_absent(self, present: Sequence[bool]) -> None:
-        """`grad = None` where no rank had a gradient, as one process would leave it."""
-        for (_, p), keep in zip((named for b in self.buckets for named in b.params), present, strict=True):
-            if not keep:
-                p.grad = None
+        for (_, p), ranks in zip((named for b in self.buckets for named in b.params), ranks_with_grad, strict=True):
+            if ranks == 0:
+                p.grad = None  # no rank had one: as one process would leave it
 
     def gather_objects(self, obj: Any) -> list[Any]:
-        """All-gather a JSON-able object from every rank (evaluation counts)."""
-        return all_gather_json(obj, self.device)
+        """All-gather a JSON-able object from every rank (evaluation counts), on the host group."""
+        return all_gather_json(obj, "cpu", self.host_group)
 
     def close(self) -> None:
         for h in self._hooks:
@@ -186,9 +183,7 @@ class GradAllReducer:
             return
         b_idx, j = where
         bucket = self.buckets[b_idx]
-        if j not in bucket.seen:
-            bucket.seen.add(j)
-            bucket.flags[j] = 1.0
+        bucket.seen.add(j)
         if self._final_backward:
             bucket.ready.add(j)
             self._note_if_final(bucket)
@@ -203,9 +198,9 @@ class GradAllReducer:
         still waiting at the end of backward after them, by index). A collective, once: every
         rank reaches it in the same step."""
         seen = self._became_final + [i for i in range(len(self.buckets)) if i not in self._became_final]
-        order = torch.tensor(seen, dtype=torch.int64, device=self.device)  # the same length on every rank
-        dist.broadcast(order, src=0)
-        self.launch_order = [int(i) for i in order.tolist()]  # read once, in the run's first step
+        order = array("q", seen)  # the same length on every rank; a host fact, sent on the host group
+        dist.broadcast(torch.frombuffer(order, dtype=torch.int64), src=0, group=self.host_group)
+        self.launch_order = list(order)
         self._order_learned = True
 
     def _launch_ready(self, force: bool) -> None:
@@ -256,18 +251,27 @@ def _make_buckets(named: list[tuple[str, nn.Parameter]], cap_bytes: int) -> list
     return buckets
 
 
-def all_gather_json(obj: Any, device: torch.device | str = "cpu") -> list[Any]:
+def host_sum(values: Sequence[float], group: Any = None) -> list[float]:
+    """Sum numbers the host holds over the ranks of `group`. The tensor shares the memory of a
+    Python array, so the result is read without a tensor conversion: nothing touches a device."""
+    buffer = array("d", values)
+    if buffer:
+        dist.all_reduce(torch.frombuffer(buffer, dtype=torch.float64), op=dist.ReduceOp.SUM, group=group)
+    return list(buffer)
+
+
+def all_gather_json(obj: Any, device: torch.device | str = "cpu", group: Any = None) -> list[Any]:
     """Gather JSON-able objects as UTF-8 bytes (no pickle crosses the wire)."""
     payload = json.dumps(obj).encode("utf8")
     data = torch.frombuffer(bytearray(payload), dtype=torch.uint8).to(device)
-    world = dist.get_world_size()
+    world = dist.get_world_size(group)
     sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([data.numel()], dtype=torch.int64, device=device))
+    dist.all_gather(sizes, torch.tensor([data.numel()], dtype=torch.int64, device=device), group=group)
     cap = int(max(s.item() for s in sizes))
     padded = torch.zeros(cap, dtype=torch.uint8, device=device)
     padded[: data.numel()] = data
     out = [torch.zeros(cap, dtype=torch.uint8, device=device) for _ in range(world)]
-    dist.all_gather(out, padded)
+    dist.all_gather(out, padded, group=group)
     return [json.loads(t[: int(s.item())].cpu().numpy().tobytes().decode("utf8")) for t, s in zip(out, sizes)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -39,6 +40,16 @@ def init_process_group(env: DistEnv, device: torch.device, timeout_s: float = 60
         world_size=env.world_size,
         timeout=datetime.timedelta(seconds=timeout_s),
     )
+
+
+def host_group() -> Any:
+    """The group for numbers the host already holds (item counts, words, which parameters have a
+    gradient): summing them with NCCL would copy them to the GPU and read the sum back, a device
+    sync per step; a gloo group of the same ranks sums them on the CPUs. None (the default group)
+    when that is gloo already. A collective: every rank calls it at the same point of its run."""
+    if dist.get_backend() == "gloo":
+        return None
+    return dist.new_group(backend="gloo")
 
 
 def barrier() -> None:

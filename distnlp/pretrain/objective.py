@@ -81,6 +81,7 @@ class PretrainObjective:
         self.output_dir = Path(settings.output_dir)
         self._metrics: Any = None
         self._bar: Any = None
+        self._loss_sum: torch.Tensor | None = None  # since the last save point, on the device
         self._finished_epoch_loss = 0.0
 
     # --- data and losses -----------------------------------------------------------------------
@@ -129,9 +130,8 @@ class PretrainObjective:
         self._bar = progress_bar(desc="pretrain", unit="step", total=self.settings.max_steps or None, initial=state.step)
 
     def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
-        extra = state.extra
-        extra["loss"] += result.losses[LOSS]
-        extra["epoch_loss"] += result.losses[LOSS]
+        # On the device until a save point or an epoch's end reads it (`_fold_losses`).
+        self._loss_sum = result.loss_sums[0] if self._loss_sum is None else self._loss_sum + result.loss_sums[0]
         if self._bar is not None:
             self._bar.update(1)
         if self._metrics is not None and state.step % self.settings.log_every == 0:
@@ -140,9 +140,17 @@ class PretrainObjective:
                                             "skipped": result.skipped, "lr": lr}) + "\n")
             self._metrics.flush()
 
+    def _fold_losses(self, state: LoopState) -> None:
+        if self._loss_sum is not None:
+            loss = float(self._loss_sum)
+            state.extra["loss"] += loss
+            state.extra["epoch_loss"] += loss
+            self._loss_sum = None
+
     def is_save_point(self, state: LoopState, point: SavePoint, batch_index: int) -> bool:
         files = []
         if point.epoch_done:
+            self._fold_losses(state)
             epoch = point.finished_epoch
             every = self.settings.n_save_epoch
             last_epoch = bool(self.settings.max_epochs) and epoch + 1 >= self.settings.max_epochs
@@ -156,6 +164,8 @@ class PretrainObjective:
         if point.last:
             files.append("model-last.bin")
         state.extra["last_save"] = files
+        if files:
+            self._fold_losses(state)  # the checkpoint and log.jsonl carry the losses so far
         return bool(files) or point.epoch_done
 
     def evaluate(self, state: LoopState, averages: ParameterAverages | None, reducer: Reducer) -> float | None:

@@ -5,6 +5,7 @@ Read it top to bottom (docs/architecture.md, "The engine"):
     restore the newest committed checkpoint of this run (or start at step 0)
     until a stop: take a batch (prepared while the last step ran) -> one optimizer step -> advance step and epoch
         compute `last` first (max_steps, max_epochs; every rank agrees)
+        on a logging step or a save point, read the steps' numbers off the device (training/pending_steps.py)
         at a save point (or the last step): evaluate -> commit a checkpoint -> save the model
         stop on `last`, or on patience after an evaluation
 
@@ -23,6 +24,7 @@ from .env import WorkerEnv
 from .loop_state import LoopState, SavePoint
 from .objective import Objective
 from .optim import ParameterAverages, build_optimizer, set_learn_rate
+from .pending_steps import PendingSteps
 from .prefetch import InputPrefetcher
 from .step import LocalReducer, Reducer, StepResult, optimizer_step
 
@@ -50,6 +52,7 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
 
     stop_early = False
     done = _finished(settings, state)
+    pending = PendingSteps(settings.nonfinite)  # the steps' device numbers, read at log and save points
     prefetcher = InputPrefetcher(batches, lambda docs: objective.prepare(docs, settings.accumulate_gradient), enabled=settings.prefetch)
     try:
         while not done:
@@ -57,17 +60,17 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
             prepared, t_data = prefetcher.take()
             subs = prepared.sub_batches
             # Whether this rank's share of the open epoch is trained on with this batch: summed over
-            # ranks by the step's own reduce (with a 1 per rank to count them), not a collective of its own.
+            # ranks with the step's host numbers (with a 1 per rank to count them), not a collective of its own.
             share_done = float(prepared.reached_epoch > state.epoch)
             set_learn_rate(optimizer, learn_rate(state.step))
             result = optimizer_step(objective, subs, step=state.step, optimizer=optimizer, grad_clip=settings.optimizer.grad_clip,
                                     reducer=reducer, nonfinite=settings.nonfinite, extra_sums=(share_done, 1.0))
-            if averages is not None and not result.skipped:
-                averages.update()
+            pending.add(result)
+            if averages is not None:
+                averages.update(result.applied)  # on the device: a skipped step leaves them alone
             state.step += 1
             state.batch_in_epoch += 1
             state.words += result.words
-            state.skipped_steps += int(result.skipped)
             # The epoch every rank has finished reading: a rank's data never reads past the open
             # epoch, so every rank done with it means all of them are in the next one.
             done_ranks, ranks = result.extra_sums
@@ -82,10 +85,13 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
                 batches.begin_epoch(epoch_now)
             # `last` first: evaluation and saving below then happen on the final step too.
             point.last = _finished(settings, state)
+            if state.step % settings.log_every == 0:
+                state.skipped_steps += pending.read()  # the objective logs this step's numbers
             objective.after_step(state, result, lr=learn_rate(state.step - 1), data_time=t_data)
             stop_early = False
             wanted = objective.is_save_point(state, point, batch_index)
             if point.last or wanted:
+                state.skipped_steps += pending.read()  # a non-finite step stops the run before anything is saved
                 score = objective.evaluate(state, averages, reducer)
                 if score is not None and (state.best_score is None or score > state.best_score):
                     state.best_score, state.best_step = score, state.step

@@ -13,6 +13,9 @@ from ..schedules import Schedule, as_schedule
 from ..config.settings import OptimizerSettings
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+
+
 def build_optimizer(model: nn.Module, cfg: OptimizerSettings | Mapping[str, Any]) -> tuple[torch.optim.Optimizer, Schedule]:
     """Adam/AdamW over every trainable parameter. Embedding layers (the shared encoder and any
     private embeddings) may train at `encoder_lr_factor` x the schedule's rate: a transformer
@@ -31,7 +34,10 @@ def build_optimizer(model: nn.Module, cfg: OptimizerSettings | Mapping[str, Any]
     ]
     groups = [g for g in groups if g["params"]]
     algo = cfg.algorithm.lower()
-    kwargs = dict(lr=lr(0), betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    # Fused: one kernel per step, and it skips a non-finite step on the device (`found_inf`), so
+    # the step reads nothing back (training/step.py). Same arithmetic as the foreach path.
+    fused = bool(trainable) and all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in trainable)
+    kwargs = dict(lr=lr(0), betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused or None)
     if algo == "adamw":
         opt: torch.optim.Optimizer = torch.optim.AdamW(groups, **kwargs)
     elif algo == "adam":
@@ -67,17 +73,26 @@ class ParameterAverages:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.num_updates = 0
         self.averages = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+        device = next(iter(self.averages.values())).device if self.averages else torch.device("cpu")
+        # On the device: a step skipped there (non-finite) leaves the averages and the count alone
+        # without the host having to know.
+        self._updates = torch.zeros((), dtype=torch.float64, device=device)
+
+    @property
+    def num_updates(self) -> int:
+        return int(self._updates.item())
 
     @torch.no_grad()
-    def update(self) -> None:
-        self.num_updates += 1
-        decay = min(0.9999, (1 + self.num_updates) / (10 + self.num_updates))
+    def update(self, applied: torch.Tensor | float = 1.0) -> None:
+        """After an optimizer step; `applied` is 0 where the step made no update (on the device)."""
+        self._updates += applied
+        decay = ((1 + self._updates) / (10 + self._updates)).clamp(max=0.9999)
+        weight = (1 - decay) * applied
         for name, p in self.model.named_parameters():
             avg = self.averages.get(name)
             if avg is not None:
-                avg.mul_(decay).add_(p.detach(), alpha=1 - decay)
+                avg.lerp_(p.detach(), weight.to(avg.dtype))
 
     @torch.no_grad()
     def swap(self) -> None:
@@ -93,6 +108,6 @@ class ParameterAverages:
         return {"num_updates": self.num_updates, "averages": self.averages}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.num_updates = int(state["num_updates"])
+        self._updates.fill_(int(state["num_updates"]))
         for name, value in state["averages"].items():
             self.averages[name].copy_(value)

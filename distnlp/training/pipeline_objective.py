@@ -121,7 +121,7 @@ class PipelineObjective(PipelineLosses):
         self.draw_curves = evaluation.curves
         self.tracker_specs = run.loggers
         self.logger: TrainingLogger | None = None
-        self._losses = {name: 0.0 for name in self.loss_names}
+        self._loss_sums: torch.Tensor | None = None  # since the last evaluation, on the device
         self._words, self._t0 = 0, time.perf_counter()
         self._progress: Progress | None = None
         self._last: dict[str, Any] = {}
@@ -158,12 +158,11 @@ class PipelineObjective(PipelineLosses):
         self._progress = progress_or_silent(self.console, self.settings.eval_frequency)
 
     def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
-        for name in self.loss_names:
-            self._losses[name] += result.losses[name]
+        self._loss_sums = result.loss_sums if self._loss_sums is None else self._loss_sums + result.loss_sums
         self._words += result.words
         if self._progress is not None:
             self._progress.update(1, result.words)
-        if state.step % self.settings.log_every == 0 and self.logger is not None:
+        if state.step % self.settings.log_every == 0 and self.logger is not None:  # read by the loop on this step
             timing = {"data": data_time, "compute": result.time_compute, "reduce": result.time_reduce, "update": result.time_update}
             self.logger.write_json({"event": "step", "step": state.step, "epoch": state.epoch, "losses": result.losses, "lr": lr,
                                     "words": result.words, "grad_norm": result.grad_norm, "skipped": result.skipped, "time": timing})
@@ -178,7 +177,8 @@ class PipelineObjective(PipelineLosses):
         scores = evaluate_on(self.model, self.dev_docs, averages, reducer)
         score = combine_score(scores, self.weights)
         best = state.best_score is None or score > state.best_score
-        info = {"epoch": state.epoch, "step": state.step, "losses": dict(self._losses),
+        loss_sums = self._loss_sums.tolist() if self._loss_sums is not None else [0.0] * len(self.loss_names)
+        info = {"epoch": state.epoch, "step": state.step, "losses": dict(zip(self.loss_names, loss_sums)),
                 "scores": {k: v for k, v in scores.items() if k in self.weights}, "all_scores": scores, "score": score,
                 "words_per_second": self._words / max(elapsed, 1e-9)}
         assert self.logger is not None
@@ -186,7 +186,7 @@ class PipelineObjective(PipelineLosses):
         if self.env.is_rank_zero and self.draw_curves:  # beside metrics.jsonl, redrawn from it (training/curves.py)
             redraw_run_curves(self.output_dir)
         self._last = {"step": state.step, "score": score, "scores": scores, "best": best}
-        self._losses = {name: 0.0 for name in self.loss_names}
+        self._loss_sums = None
         self._words, self._t0 = 0, time.perf_counter()
         self._progress = progress_or_silent(self.console, self.settings.eval_frequency)
         return score

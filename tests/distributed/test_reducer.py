@@ -94,8 +94,7 @@ def _worker(rank: int, world: int, port: int, out: str, wire: str) -> None:
                 reducer.final_backward(True, loss)
                 loss.backward()
                 launched = sum(b.handle is not None for b in reducer.buckets)
-                present = reducer.sum_grads([p for p in model.parameters() if p.requires_grad])
-            reducer.drop_absent([v > 0.5 for v in present.tolist()])
+                reducer.sum_grads([p for p in model.parameters() if p.requires_grad])
             grads = dict(model.named_parameters())
             records.append({
                 "copied_bytes": copies.bytes,

@@ -15,6 +15,8 @@ from distnlp.cli.compose import compose_config
 from distnlp.errors import ConfigError
 from distnlp.training.loop import run_worker
 from distnlp.config.settings import pretrain_settings, training_settings
+from distnlp.training.optim import ParameterAverages
+from distnlp.training.pending_steps import PendingSteps
 from distnlp.training.step import NonFiniteError, optimizer_step
 
 
@@ -102,6 +104,72 @@ def test_nonfinite_gradient_names_the_parameters() -> None:
     objective.model.head.weight.register_hook(lambda g: g * float("inf"))  # finite loss, infinite gradient
     with pytest.raises(NonFiniteError, match=r"^step 1: the gradient norm is inf \(non-finite gradients in head.weight\)"):
         optimizer_step(objective, [torch.ones(4, 3)], step=0, optimizer=opt, grad_clip=1.0)
+
+
+def test_a_fused_optimizer_skips_a_nonfinite_step_on_the_device_and_the_read_names_it() -> None:
+    """The loop's optimizer is fused: the step reads nothing back, the update (and the averages)
+    are skipped on the device, and the loop's next read stops the run naming the step."""
+    objective = _ToyObjective(bad="loss")
+    opt = torch.optim.AdamW(objective.model.parameters(), lr=0.1, fused=True)
+    averages = ParameterAverages(objective.model)
+    objective.model.head.weight.data.add_(1.0)  # the averages now differ from the weights
+    before = [p.clone() for p in objective.model.parameters()]
+    averaged = {k: v.clone() for k, v in averages.averages.items()}
+    result = optimizer_step(objective, [torch.ones(4, 3)], step=7, optimizer=opt, grad_clip=1.0)
+    averages.update(result.applied)
+    assert result.host is None  # nothing read back yet
+    assert all(torch.equal(a, b) for a, b in zip(before, objective.model.parameters()))
+    assert all(float(state["step"]) == 0 for state in opt.state.values())
+    assert averages.num_updates == 0 and all(torch.equal(averaged[k], v) for k, v in averages.averages.items())
+    pending = PendingSteps("error")
+    pending.add(result)
+    with pytest.raises(NonFiniteError, match=r"^step 8: the loss of ner is nan"):
+        pending.read()
+    pending = PendingSteps("skip")
+    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=8, optimizer=opt, grad_clip=1.0, nonfinite="skip"))
+    assert pending.read() == 1
+    objective.bad = None
+    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=9, optimizer=opt, grad_clip=1.0, nonfinite="skip"))
+    assert pending.read() == 0 and not torch.equal(before[0], objective.model.head.weight)
+
+
+def test_a_deferred_nonfinite_gradient_still_names_the_parameters() -> None:
+    objective = _ToyObjective(bad=None)
+    opt = torch.optim.AdamW(objective.model.parameters(), lr=0.1, fused=True)
+    objective.model.head.weight.register_hook(lambda g: g * float("inf"))
+    pending = PendingSteps("error")
+    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=0, optimizer=opt, grad_clip=1.0))
+    with pytest.raises(NonFiniteError, match=r"^step 1: the gradient norm is inf \(non-finite gradients in head.weight\)"):
+        pending.read()
+
+
+@pytest.mark.parametrize("policy", ["error", "skip"])
+def test_a_nonfinite_step_in_a_run_stops_it_at_the_next_read_or_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                           policy: str) -> None:
+    """Step 3 of 8 has a NaN tagger loss, logging every 4 steps: with nonfinite=error the run
+    stops at step 4's read naming step 3, before any model is saved; with skip it trains on,
+    the summary counts one skipped step and the log marks none of the logged steps."""
+    from distnlp.training.pipeline_objective import PipelineLosses
+
+    losses = PipelineLosses.losses
+
+    def poisoned(self: PipelineLosses, sub_batch: object, step: int) -> dict:
+        out = losses(self, sub_batch, step)
+        return {**out, "tagger": out["tagger"] * float("nan")} if step == 2 else out
+
+    monkeypatch.setattr(PipelineLosses, "losses", poisoned)
+    run = tmp_path / "run"
+    config = _config("training.max_steps=8", "training.eval_frequency=8", "training.log_every=4", f"training.nonfinite={policy}",
+                     f"training.output_dir={run}")
+    if policy == "error":
+        with pytest.raises(NonFiniteError, match=r"^step 3: the loss of tagger is nan"):
+            run_worker(config)
+        assert not (run / "model-last").exists()
+        return
+    summary = run_worker(config)
+    assert summary["skipped_steps"] == 1
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
+    assert [(s["step"], s["skipped"]) for s in steps] == [(4, False), (8, False)]
 
 
 def test_parameters_without_gradient_are_not_stepped() -> None:
