@@ -35,7 +35,8 @@ def build_optimizer(model: nn.Module, cfg: OptimizerSettings | Mapping[str, Any]
     groups = [g for g in groups if g["params"]]
     algo = cfg.algorithm.lower()
     # Fused: one kernel per step, and it skips a non-finite step on the device (`found_inf`), so
-    # the step reads nothing back (training/step.py). Same arithmetic as the foreach path.
+    # the step reads nothing back (training/step.py). The same update as the foreach path; its
+    # vectorised loop may round the last bit differently.
     fused = bool(trainable) and all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in trainable)
     kwargs = dict(lr=lr(0), betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused or None)
     if algo == "adamw":
