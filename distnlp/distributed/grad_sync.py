@@ -1,6 +1,6 @@
 """Weighted gradient all-reduce, overlapped with backward (bucketed, as DDP does).
 
-Heads divide their loss sums by the *global* item counts (reduced first, in `sum_counts`), so
+Heads divide their loss sums by the *global* item counts (summed first, on the host: `sum_on_host`), so
 summing the gradients over ranks gives exactly the gradient of one process that saw the union
 of the batches (docs/architecture.md, "The equivalence contract"). Gradients live in fixed flat
 buckets of stable parameter order: at the start of a step every parameter's `.grad` is set to a
@@ -100,10 +100,12 @@ class GradAllReducer:
         bucket_mb: float = DEFAULT_BUCKET_MB,
         overlap: bool = True,
         reduce_dtype: torch.dtype | None = None,
+        timeout_s: float | None = None,
     ) -> None:
-        """`reduce_dtype`: the type buckets are sent in; None = the gradients' own (exact)."""
+        """`reduce_dtype`: the type buckets are sent in; None = the gradients' own (exact).
+        `timeout_s`: of the host group's collectives (distributed.timeout_s)."""
         self.device = torch.device(device)  # NCCL needs the loss sums on the GPU too
-        self.host_group = host_group()  # before the hooks: a collective, on every rank in the same order
+        self.host_group = host_group(timeout_s)  # before the hooks: a collective, on every rank in the same order
         self.named_params = [(n, p) for n, p in named_params if p.requires_grad]
         # Same order on every rank: parameters sorted by their stable names would also do, but
         # reversed registration order approximates the order gradients become final.

@@ -42,14 +42,17 @@ def init_process_group(env: DistEnv, device: torch.device, timeout_s: float = 60
     )
 
 
-def host_group() -> Any:
+def host_group(timeout_s: float | None = None) -> Any:
     """The group for numbers the host already holds (item counts, words, which parameters have a
     gradient): summing them with NCCL would copy them to the GPU and read the sum back, a device
     sync per step; a gloo group of the same ranks sums them on the CPUs. None (the default group)
-    when that is gloo already. A collective: every rank calls it at the same point of its run."""
+    when that is gloo already. A collective: every rank calls it at the same point of its run.
+    On several nodes gloo needs TCP between them, as NCCL's bootstrap does (GLOO_SOCKET_IFNAME
+    picks the interface)."""
     if dist.get_backend() == "gloo":
         return None
-    return dist.new_group(backend="gloo")
+    timeout = datetime.timedelta(seconds=timeout_s) if timeout_s else None
+    return dist.new_group(backend="gloo", timeout=timeout)
 
 
 def barrier() -> None:

@@ -131,7 +131,8 @@ class PretrainObjective:
 
     def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
         # On the device until a save point or an epoch's end reads it (`_fold_losses`).
-        self._loss_sum = result.loss_sums[0] if self._loss_sum is None else self._loss_sum + result.loss_sums[0]
+        kept = result.kept_loss_sums[0]  # a skipped step's NaN stays out
+        self._loss_sum = kept if self._loss_sum is None else self._loss_sum + kept
         if self._bar is not None:
             self._bar.update(1)
         if self._metrics is not None and state.step % self.settings.log_every == 0:

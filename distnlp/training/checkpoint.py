@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..hashed_files import Writer, file_sha256
+from .optim import load_optimizer_state
 
 MANIFEST = "manifest.json"
 
@@ -198,7 +199,7 @@ def load(root: Path, rank: int, *, nlp: nn.Module, optimizer: torch.optim.Optimi
         if missing or unexpected:
             raise CheckpointError(f"{root}: weights do not match the pipeline (missing {missing[:4]}, unexpected {unexpected[:4]}); resume with the config the run started with")
         structure = json.loads((root / "optimizer.json").read_text())
-        optimizer.load_state_dict(_unflatten_optimizer(load_file(str(root / "optimizer.safetensors")), structure))
+        load_optimizer_state(optimizer, _unflatten_optimizer(load_file(str(root / "optimizer.safetensors")), structure))
         trainer = json.loads((root / "trainer.json").read_text())
         if averages is not None and (root / "averages.safetensors").exists():
             averages.load_state_dict({"num_updates": trainer.get("averages_num_updates", 0), "averages": load_file(str(root / "averages.safetensors"))})

@@ -64,7 +64,7 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
             share_done = float(prepared.reached_epoch > state.epoch)
             set_learn_rate(optimizer, learn_rate(state.step))
             result = optimizer_step(objective, subs, step=state.step, optimizer=optimizer, grad_clip=settings.optimizer.grad_clip,
-                                    reducer=reducer, nonfinite=settings.nonfinite, extra_sums=(share_done, 1.0))
+                                    reducer=reducer, nonfinite=settings.nonfinite, extra_sums=(share_done, 1.0), read_later=True)
             pending.add(result)
             if averages is not None:
                 averages.update(result.applied)  # on the device: a skipped step leaves them alone

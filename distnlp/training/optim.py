@@ -49,6 +49,16 @@ def build_optimizer(model: nn.Module, cfg: OptimizerSettings | Mapping[str, Any]
     return opt, lr
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    """A checkpoint's optimizer state, run the way the live optimizer runs: its groups' `fused`,
+    `foreach` and `capturable` are how to compute, not what was learned, and a checkpoint from a
+    foreach optimizer must not make a fused one foreach again (the step would then read its
+    numbers back every step). Step counters move to where the live implementation keeps them."""
+    how = ("fused", "foreach", "capturable")
+    groups = [{**saved, **{k: live[k] for k in how if k in live}} for saved, live in zip(state["param_groups"], optimizer.param_groups)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
+
+
 def _embedding_modules(model: nn.Module) -> list[nn.Module]:
     out = []
     if getattr(model, "encoder", None) is not None:

@@ -158,7 +158,8 @@ class PipelineObjective(PipelineLosses):
         self._progress = progress_or_silent(self.console, self.settings.eval_frequency)
 
     def after_step(self, state: LoopState, result: StepResult, *, lr: float, data_time: float) -> None:
-        self._loss_sums = result.loss_sums if self._loss_sums is None else self._loss_sums + result.loss_sums
+        kept = result.kept_loss_sums  # a skipped step's NaN stays out
+        self._loss_sums = kept if self._loss_sums is None else self._loss_sums + kept
         self._words += result.words
         if self._progress is not None:
             self._progress.update(1, result.words)

@@ -2,8 +2,8 @@
 
 Reading, batching, featurizing and building targets run on one background thread, so the loop
 finds the next step's sub-batches ready instead of preparing them between steps. Torch releases
-the GIL in its kernels (and on a GPU the loop waits for the step's one transfer), which is when
-the thread runs.
+the GIL in its kernels (and on a GPU while the loop waits for the device at a logging step),
+which is when the thread runs.
 
 Exact resume is kept by never letting a prefetched batch cross a save point or an epoch
 boundary: the thread records the data state from just before it took the batch, and `rewind`

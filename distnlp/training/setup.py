@@ -31,6 +31,7 @@ class Worker:
     device: torch.device
     bucket_mb: float = DEFAULT_BUCKET_MB
     reduce_dtype: str | None = None  # None: the gradients' own type
+    timeout_s: float | None = None  # of collectives (distributed.timeout_s)
 
     @property
     def distributed(self) -> bool:
@@ -40,7 +41,7 @@ class Worker:
         if not self.distributed:
             return LocalReducer()
         return GradAllReducer(list(model.named_parameters()), device=self.device, bucket_mb=self.bucket_mb,
-                              reduce_dtype=WIRE_DTYPES[self.reduce_dtype] if self.reduce_dtype else None)
+                              reduce_dtype=WIRE_DTYPES[self.reduce_dtype] if self.reduce_dtype else None, timeout_s=self.timeout_s)
 
     def gather(self, obj: Any) -> list[Any]:
         return all_gather_json(obj, self.device) if self.distributed else [obj]
@@ -58,7 +59,7 @@ def setup_worker(env: WorkerEnv, dist: DistributedSettings | None = None, *, cpu
             torch.set_num_threads(threads)
     if env.world_size > 1:
         init_process_group(DistEnv(env.rank, env.world_size, env.local_rank), device, dist.timeout_s)
-    return Worker(env, device, dist.bucket_mb or DEFAULT_BUCKET_MB, dist.reduce_dtype)
+    return Worker(env, device, dist.bucket_mb or DEFAULT_BUCKET_MB, dist.reduce_dtype, dist.timeout_s)
 
 
 class ReplicaMismatchError(DistnlpError):

@@ -125,6 +125,11 @@ class StepResult:
         return self.numbers[: len(self.loss_names)]
 
     @property
+    def kept_loss_sums(self) -> torch.Tensor:
+        """The loss sums of a step that updated, zeros for a skipped one (running sums stay finite)."""
+        return torch.where(self.applied > 0, self.loss_sums, torch.zeros_like(self.loss_sums))
+
+    @property
     def applied(self) -> torch.Tensor:
         """1.0 where the update was made, 0.0 where a non-finite step was skipped; on the device."""
         return 1.0 - self.numbers[-1]
@@ -169,14 +174,16 @@ def optimizer_step(
     reducer: Reducer | None = None,
     nonfinite: str = "error",
     extra_sums: Sequence[float] = (),
+    read_later: bool = False,
 ) -> StepResult:
     """`extra_sums`: the caller's own host numbers to sum over ranks (the loop's "my share of the
     epoch is done"), carried by the step's host sum.
 
-    With a fused optimizer (training/optim.py builds one) nothing is read back from the device:
-    a non-finite step's update is skipped on the device (the fused kernels' `found_inf`) and the
-    loop raises or counts it when it next reads the step's numbers. With any other optimizer the
-    step reads its numbers once, here, to decide."""
+    With a fused optimizer (training/optim.py builds one) a non-finite step's update is skipped
+    on the device (the fused kernels' `found_inf`). With `read_later` (the loop) nothing is read
+    back here: the caller raises or counts a non-finite step when it reads the step's numbers
+    (training/pending_steps.py). Otherwise, and with any other optimizer, the step reads its
+    numbers once, here, and raises at once under nonfinite=error."""
     reducer = reducer or LocalReducer()
     t0 = time.perf_counter()
     names = list(objective.loss_names)
@@ -194,14 +201,15 @@ def optimizer_step(
     denom = torch.tensor([max(c, 1.0) for c in counts], dtype=torch.float64).to(model_device, non_blocking=True)
 
     reducer.zero_grads(optimizer)
-    loss_sums: list[torch.Tensor | float] = [0.0] * n  # device tensors: they stay there
+    # Made on the device, not copied there: a blocking copy would wait for the device.
+    local_loss_sums = torch.zeros(n, dtype=torch.float64, device=model_device)
     for i, sub in enumerate(sub_batches):
         total = None
         for name, loss_sum in objective.losses(sub, step).items():
             k = names.index(name)
             term = loss_sum / denom[k].to(loss_sum.dtype)
             total = term if total is None else total + term
-            loss_sums[k] = loss_sums[k] + loss_sum.detach().to(torch.float64)
+            local_loss_sums[k].add_(loss_sum.detach().to(torch.float64))
         backward = total is not None and total.requires_grad
         reducer.final_backward(i == len(sub_batches) - 1, total if backward else None)
         if backward:
@@ -212,7 +220,7 @@ def optimizer_step(
     reducer.sum_grads(params)
     t2 = time.perf_counter()
     # Global loss sums, so every rank takes the same finite/skip decision and logs the same numbers.
-    loss_totals = reducer.sum_on_device(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=model_device) for v in loss_sums]))
+    loss_totals = reducer.sum_on_device(local_loss_sums)
     with_grad = [(name, p.grad) for name, p in named if p.grad is not None]
     norm, per_param = _grad_norms([g for _, g in with_grad], model_device)
     bad = ~(torch.isfinite(norm) & torch.isfinite(loss_totals).all())
@@ -228,6 +236,8 @@ def optimizer_step(
             optimizer.step()
         finally:
             del optimizer.found_inf  # type: ignore[attr-defined]
+        if not read_later and result.skipped and nonfinite != "skip":  # read here: the caller will not
+            raise NonFiniteError(result.nonfinite_message())
     elif result.skipped:  # the step's one transfer
         if nonfinite != "skip":
             raise NonFiniteError(result.nonfinite_message())

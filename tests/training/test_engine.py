@@ -115,7 +115,9 @@ def test_a_fused_optimizer_skips_a_nonfinite_step_on_the_device_and_the_read_nam
     objective.model.head.weight.data.add_(1.0)  # the averages now differ from the weights
     before = [p.clone() for p in objective.model.parameters()]
     averaged = {k: v.clone() for k, v in averages.averages.items()}
-    result = optimizer_step(objective, [torch.ones(4, 3)], step=7, optimizer=opt, grad_clip=1.0)
+    with pytest.raises(NonFiniteError, match=r"^step 8: the loss of ner is nan"):  # on its own, the step reads and stops
+        optimizer_step(objective, [torch.ones(4, 3)], step=7, optimizer=opt, grad_clip=1.0)
+    result = optimizer_step(objective, [torch.ones(4, 3)], step=7, optimizer=opt, grad_clip=1.0, read_later=True)
     averages.update(result.applied)
     assert result.host is None  # nothing read back yet
     assert all(torch.equal(a, b) for a, b in zip(before, objective.model.parameters()))
@@ -126,10 +128,10 @@ def test_a_fused_optimizer_skips_a_nonfinite_step_on_the_device_and_the_read_nam
     with pytest.raises(NonFiniteError, match=r"^step 8: the loss of ner is nan"):
         pending.read()
     pending = PendingSteps("skip")
-    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=8, optimizer=opt, grad_clip=1.0, nonfinite="skip"))
+    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=8, optimizer=opt, grad_clip=1.0, nonfinite="skip", read_later=True))
     assert pending.read() == 1
     objective.bad = None
-    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=9, optimizer=opt, grad_clip=1.0, nonfinite="skip"))
+    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=9, optimizer=opt, grad_clip=1.0, nonfinite="skip", read_later=True))
     assert pending.read() == 0 and not torch.equal(before[0], objective.model.head.weight)
 
 
@@ -138,7 +140,7 @@ def test_a_deferred_nonfinite_gradient_still_names_the_parameters() -> None:
     opt = torch.optim.AdamW(objective.model.parameters(), lr=0.1, fused=True)
     objective.model.head.weight.register_hook(lambda g: g * float("inf"))
     pending = PendingSteps("error")
-    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=0, optimizer=opt, grad_clip=1.0))
+    pending.add(optimizer_step(objective, [torch.ones(4, 3)], step=0, optimizer=opt, grad_clip=1.0, read_later=True))
     with pytest.raises(NonFiniteError, match=r"^step 1: the gradient norm is inf \(non-finite gradients in head.weight\)"):
         pending.read()
 
@@ -168,8 +170,11 @@ def test_a_nonfinite_step_in_a_run_stops_it_at_the_next_read_or_is_counted(tmp_p
         return
     summary = run_worker(config)
     assert summary["skipped_steps"] == 1
-    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"event": "step"' in line]
-    assert [(s["step"], s["skipped"]) for s in steps] == [(4, False), (8, False)]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["skipped"]) for r in records if r["event"] == "step"] == [(4, False), (8, False)]
+    # The skipped step's NaN is kept out of the running sums (the evaluation's losses, checkpoints).
+    (evaluation,) = [r for r in records if r["event"] == "eval"]
+    assert all(math.isfinite(v) for v in evaluation["losses"].values()), evaluation["losses"]
 
 
 def test_parameters_without_gradient_are_not_stepped() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from torch.overrides import TorchFunctionMode
 
 import distnlp
@@ -101,6 +102,28 @@ def test_textcat_and_a_second_corpus_read_nothing_back_either(tmp_path: Path, mo
     assert mode.per_step(steps, STEP_MACHINERY) == 0, dict(mode.calls)
     forward = {k: n for k, n in mode.calls.items() if k[1].startswith(("models/", "pipeline/"))}
     assert not forward, f"host syncs in the forward passes over {steps} steps: {forward}"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA's sync debug mode")
+def test_on_a_gpu_a_step_that_does_not_log_never_waits_for_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the CPU count above cannot see: a blocking host-to-device copy also waits for the
+    device. `set_sync_debug_mode("error")` raises on any synchronising CUDA call inside a step."""
+    from distnlp.training.env import WorkerEnv
+
+    original = engine.optimizer_step
+
+    def strict(*args: Any, **kwargs: Any) -> Any:
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return original(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(engine, "optimizer_step", strict)
+    config = compose_config(["encoder.width=32", "training.max_steps=4", "training.eval_frequency=1000", "training.log_every=1000",
+                             "training.checkpoints_to_keep=0", "training.max_eval_docs=2", "training.batcher.size=1500",
+                             f"training.output_dir={tmp_path / 'run'}"])
+    assert run_worker(config, WorkerEnv(device="cuda"))["step"] == 4
 
 
 LOOP_MACHINERY = ("training/engine.py", "training/step.py", "training/pending_steps.py", "distributed/")  # loop, step, reducer

@@ -39,3 +39,27 @@ def test_encoder_lr_factor_scales_only_the_embedding_parameters() -> None:
     by_param = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
     assert all(by_param[id(p)] == 0.05 for p in model.encoder.parameters())
     assert all(by_param[id(p)] == 0.5 for p in model.components.parameters())
+
+
+def test_a_checkpoint_from_a_foreach_optimizer_resumes_fused() -> None:
+    """Checkpoints written before the optimizer was fused hold `fused: None` in their groups;
+    loading one must not turn the live optimizer back to foreach (the step would then read its
+    numbers back every step instead of skipping a non-finite one on the device)."""
+    from distnlp.training.optim import load_optimizer_state
+    from distnlp.training.step import skips_on_device
+
+    torch.manual_seed(0)
+    old_model = nn.Linear(3, 2)
+    old = torch.optim.AdamW(old_model.parameters(), lr=0.1)  # foreach: its step counters on the CPU
+    old_model(torch.ones(1, 3)).sum().backward()
+    old.step()
+    model = nn.Linear(3, 2)
+    optimizer, _ = build_optimizer(model, CFG)
+    assert skips_on_device(optimizer)
+    load_optimizer_state(optimizer, old.state_dict())
+    assert skips_on_device(optimizer), [g.get("fused") for g in optimizer.param_groups]
+    for p_old, p in zip(old_model.parameters(), model.parameters()):
+        torch.testing.assert_close(optimizer.state[p]["exp_avg"], old.state[p_old]["exp_avg"])
+        assert optimizer.state[p]["step"].device == p.device and float(optimizer.state[p]["step"]) == 1.0
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()  # the fused kernel takes the loaded state

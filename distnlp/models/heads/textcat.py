@@ -27,7 +27,7 @@ def pool_docs(X: Tensor, lengths: Sequence[int], pooling: str = "mean") -> Tenso
     counts = [int(n) for n in lengths]  # checked on the host: nothing is read back from the device
     if sum(counts) != X.shape[0]:
         raise ValueError(f"lengths sum to {sum(counts)} but there are {X.shape[0]} rows")
-    lens = torch.as_tensor(counts, dtype=torch.long, device=X.device)
+    lens = torch.tensor(counts, dtype=torch.long).to(X.device, non_blocking=True)  # a blocking copy would wait for the device
     B, W = len(counts), X.shape[1]
     doc_of = torch.repeat_interleave(torch.arange(B, device=X.device), lens, output_size=X.shape[0])
     sums = X.new_zeros(B, W).index_add(0, doc_of, X)
