@@ -48,7 +48,9 @@ def _config(out: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, 
     overrides = [
         f"corpus.train={args.corpus}", f"corpus.dev={args.dev or args.corpus}", f"training.output_dir={out}",
         f"training.max_steps={args.steps}", f"training.eval_frequency={args.eval_every}", "training.max_eval_docs=2",
-        "training.checkpoints_to_keep=0", "training.dropout=0.1", "training.log_every=1", *PRESETS[args.preset], *extra,
+        # One checkpoint kept on both sides: Ray always checkpoints at an evaluation (its fault
+        # tolerance), so the single process does too, and the ratio is Ray's cost alone.
+        "training.checkpoints_to_keep=1", "training.dropout=0.1", "training.log_every=1", *PRESETS[args.preset], *extra,
     ]
     config = compose_config(overrides)
     validate_config(config)
