@@ -1,13 +1,14 @@
 """One optimizer step, for every objective: the pipeline's heads or a pretraining objective.
 
 Forward every sub-batch, divide each loss sum by its *global* item count for the step (all
-sub-batches, all ranks; reduced before any backward), one backward per sub-batch, reduce the
-gradients, check they are finite, clip by global norm, update. The gradient then equals that of
-one process seeing the whole global batch (docs/architecture.md, "The equivalence contract").
+sub-batches, all ranks; summed on the host before any backward), one backward per sub-batch,
+reduce the gradients, clip by global norm, update unless the norm or a loss is non-finite (on
+the device). The gradient then equals that of one process seeing the whole global batch
+(docs/architecture.md, "The equivalence contract").
 
 Gradients are reset to None, not zero, at the start of the step: a parameter no loss reached
 (a head without labels in this step, a frozen encoder) keeps `grad = None` and the optimizer
-leaves it alone, on one process and, through the reducer's presence flags, on N replicas.
+leaves it alone, on one process and, through the reducer's host-side presence sum, on N replicas.
 """
 from __future__ import annotations
 
