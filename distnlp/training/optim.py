@@ -100,10 +100,13 @@ class ParameterAverages:
         self._updates += applied
         decay = ((1 + self._updates) / (10 + self._updates)).clamp(max=0.9999)
         weight = (1 - decay) * applied
+        weights: dict[torch.dtype, torch.Tensor] = {}  # cast once per dtype, not once per parameter
         for name, p in self.model.named_parameters():
             avg = self.averages.get(name)
             if avg is not None:
-                avg.lerp_(p.detach(), weight.to(avg.dtype))
+                if avg.dtype not in weights:
+                    weights[avg.dtype] = weight.to(avg.dtype)
+                avg.lerp_(p.detach(), weights[avg.dtype])
 
     @torch.no_grad()
     def swap(self) -> None:
