@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -66,6 +67,17 @@ def _rates(out: Path) -> dict[str, Any]:
         "words_per_second": statistics.mean(evals) if evals else 0.0,
         "step_time_s": {k: round(mean(k), 5) for k in ("data", "compute", "reduce", "update")},
     }
+
+
+def _bootstrap_ci(ratios: list[float], resamples: int = 10_000) -> list[float] | None:
+    """95% interval of the mean pair ratio, by resampling the pairs (seeded: the same pairs give
+    the same interval). Each pair runs at its own time, so the machine's drift between pairs is
+    what the interval is about; it is None for fewer than 3 pairs."""
+    if len(ratios) < 3:
+        return None
+    draw = random.Random(0)
+    means = sorted(statistics.mean(draw.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return [round(means[int(0.025 * resamples)], 4), round(means[int(0.975 * resamples) - 1], 4)]
 
 
 DAEMON_CORES, TRAIN_CORES = {0}, {1}  # --pin
@@ -179,7 +191,8 @@ def main() -> None:
         single, ray1 = runs[-1]
         ratios = [r["words_per_second"] / max(s["words_per_second"], 1e-9) for s, r in runs]
         result.update(single_process=single, ray_one_worker=ray1, ray_over_single=ratios[-1], pinned=args.pin,
-                      ratios=[round(x, 4) for x in ratios],
+                      ratios=[round(x, 4) for x in ratios], mean_ratio=round(statistics.mean(ratios), 4),
+                      median_ratio=round(statistics.median(ratios), 4), mean_ratio_ci95=_bootstrap_ci(ratios),
                       single_wps=[round(s["words_per_second"]) for s, _ in runs], ray_wps=[round(r["words_per_second"]) for _, r in runs])
     result["loadavg_end"] = os.getloadavg()
     ray.shutdown()

@@ -22,3 +22,14 @@ def test_ray_overhead_benchmark_runs_tiny_on_cpu() -> None:
     result = json.loads(run.stdout[run.stdout.rindex("\n{\n") + 1 :])  # the JSON report comes last
     assert result["single_process"]["words_per_second"] > 0 and result["ray_one_worker"]["words_per_second"] > 0
     assert set(result["single_process"]["step_time_s"]) == {"data", "compute", "reduce", "update"}
+
+
+def test_the_pair_interval_brackets_the_mean_and_widens_with_the_spread() -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+    from bench_ray import _bootstrap_ci
+
+    assert _bootstrap_ci([0.98, 1.02]) is None  # too few pairs to resample
+    tight = _bootstrap_ci([0.99, 1.0, 1.01, 1.0, 0.99, 1.01])
+    wide = _bootstrap_ci([0.90, 1.10, 0.95, 1.05, 0.92, 1.08])
+    assert tight[0] < 1.0 < tight[1] and wide[0] < tight[0] and wide[1] > tight[1]
+    assert _bootstrap_ci([0.90, 1.10, 0.95, 1.05, 0.92, 1.08]) == wide  # seeded
