@@ -26,7 +26,7 @@ from .. import registry
 from ..config.settings import RunSettings
 from ..data.doc import Doc
 from ..errors import ConfigError
-from ..models.tok2vec import features_to
+from ..pipeline.device import to_device
 from ..progress import progress_bar
 from ..training.batches import ResumableBatches
 from ..training.console import Console, TerminalConsole
@@ -49,6 +49,7 @@ class MaskedBatch:
     selected: torch.Tensor  # indices of the masked tokens that carry loss
     targets: torch.Tensor
     words: int
+    count: int  # tokens that carry loss, counted on the host before the targets go to the device
 
 
 class PretrainObjective:
@@ -91,19 +92,21 @@ class PretrainObjective:
             masked, selected = mask_docs(chunk, mask_prob=self.mask_prob)
             sel = torch.from_numpy(np.flatnonzero(selected))
             targets = self.model.objective.targets(chunk)[sel]
-            features = features_to(self.model.tok2vec.featurize(masked), self.device)
-            subs.append(MaskedBatch(features, sel.to(self.device), targets.to(self.device), sum(len(d.words) for d in chunk)))
+            # Non-blocking copies (from pinned memory on a GPU): the prefetch thread queues them
+            # behind the step that is computing instead of waiting for it.
+            features = to_device(self.model.tok2vec.featurize(masked), self.device)
+            subs.append(MaskedBatch(features, to_device(sel, self.device), to_device(targets, self.device),
+                                    sum(len(d.words) for d in chunk), self.model.objective.count(targets)))
         return subs
 
     def count(self, sub: MaskedBatch) -> list[float]:
-        return [float(self.model.objective.count(sub.targets))]
+        return [float(sub.count)]
 
     def losses(self, sub: MaskedBatch, step: int) -> dict[str, torch.Tensor]:
         hidden = self.model.tok2vec(sub.features)
         if self.dropout > 0 and self.model.training:
             hidden = F.dropout(hidden, p=self.dropout)
-        loss_sum, _ = self.model.objective.loss(hidden[sub.selected], sub.targets)
-        return {LOSS: loss_sum}
+        return {LOSS: self.model.objective.loss(hidden[sub.selected], sub.targets)}
 
     def words(self, sub: MaskedBatch) -> int:
         return sub.words

@@ -128,10 +128,9 @@ class PretrainCharacters(_Objective):
         self._check_ready()
         return self.output(self.hidden(hidden)).view(-1, self.n_characters, 256)
 
-    def loss(self, hidden: Tensor, targets: Tensor) -> tuple[Tensor, int]:
+    def loss(self, hidden: Tensor, targets: Tensor) -> Tensor:
         scores = self(hidden)
-        ce = F.cross_entropy(scores.reshape(-1, 256).float(), targets.reshape(-1), reduction="sum")
-        return ce, int(targets.shape[0])
+        return F.cross_entropy(scores.reshape(-1, 256).float(), targets.reshape(-1), reduction="sum")
 
 
 class PretrainVectors(_Objective):
@@ -162,6 +161,8 @@ class PretrainVectors(_Objective):
         return torch.from_numpy(np.asarray(self.vectors.get_batch(words), dtype=np.float32).reshape(len(words), -1))
 
     def count(self, targets: Tensor) -> int:
+        """Tokens that carry loss: all of them for L2, those with a vector for cosine. Called on
+        the host targets, before they go to the device."""
         if self.loss_name == "L2":
             return int(targets.shape[0])
         return int((targets.abs().sum(dim=-1) > 0).sum())
@@ -170,17 +171,16 @@ class PretrainVectors(_Objective):
         self._check_ready()
         return self.output(self.hidden(hidden))
 
-    def loss(self, hidden: Tensor, targets: Tensor) -> tuple[Tensor, int]:
+    def loss(self, hidden: Tensor, targets: Tensor) -> Tensor:
         pred = self(hidden).float()
         if self.loss_name == "L2":
-            return ((pred - targets) ** 2).sum(), int(targets.shape[0])
-        known = targets.abs().sum(dim=-1) > 0  # ignore_zeros: words without a vector
-        if not bool(known.any()):
-            return pred.sum() * 0.0, 0
-        p, t = pred[known], targets[known]
+            return ((pred - targets) ** 2).sum()
+        # ignore_zeros: words without a vector weigh 0. A mask, not a selection, so nothing is
+        # read back from the device (a boolean index would wait for it to count the rows).
+        known = (targets.abs().sum(dim=-1) > 0).to(pred.dtype)
         # (p . t) / (|p| |t|); the eps keeps the zero-initialized start finite
-        cos = (p * t).sum(-1) / (p.norm(dim=-1).clamp_min(1e-8) * t.norm(dim=-1).clamp_min(1e-8))
-        return (1.0 - cos).sum(), int(known.sum())
+        cos = (pred * targets).sum(-1) / (pred.norm(dim=-1).clamp_min(1e-8) * targets.norm(dim=-1).clamp_min(1e-8))
+        return ((1.0 - cos) * known).sum()
 
 
 @objectives("distnlp.PretrainCharacters.v1")
