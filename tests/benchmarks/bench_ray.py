@@ -52,6 +52,7 @@ def _config(out: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, 
         # One checkpoint kept on both sides: Ray always checkpoints at an evaluation (its fault
         # tolerance), so the single process does too, and the ratio is Ray's cost alone.
         "training.checkpoints_to_keep=1", "training.dropout=0.1", "training.log_every=1", *PRESETS[args.preset], *extra,
+        *args.override,
     ]
     config = compose_config(overrides)
     validate_config(config)
@@ -164,6 +165,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     parser.add_argument("--pin", action="store_true", help="daemons and driver on core 0, the training process on core 1 (Linux)")
     parser.add_argument("--repeats", type=int, default=1, help="overhead: alternate single and Ray this many times")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for both sides, after the benchmark's own (repeatable), e.g. training.log_every=50")
     args = parser.parse_args()
     if args.pin:
         _pin_threads(os.getpid(), DAEMON_CORES)  # before ray.init: Ray's daemons inherit it

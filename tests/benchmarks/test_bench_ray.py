@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_ray_overhead_benchmark_runs_tiny_on_cpu() -> None:
     run = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "benchmarks" / "bench_ray.py"), "--mode", "overhead", "--steps", "9", "--eval-every", "3",
-         "--batch", "400", "--corpus", str(ROOT / "distnlp" / "demo_data" / "train")],
+         "--batch", "400", "--override", "training.log_every=3", "--corpus", str(ROOT / "distnlp" / "demo_data" / "train")],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
