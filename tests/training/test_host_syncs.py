@@ -104,17 +104,14 @@ def test_textcat_and_a_second_corpus_read_nothing_back_either(tmp_path: Path, mo
     assert not forward, f"host syncs in the forward passes over {steps} steps: {forward}"
 
 
-@pytest.mark.parametrize("objective", ["characters", "vectors-cosine", "vectors-L2"])
-def test_a_pretraining_step_that_does_not_log_reads_nothing_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str) -> None:
-    """Pretraining runs the same loop: its counts come from the host targets, and the cosine
-    loss weighs words without a vector by a mask instead of selecting the others (a boolean
-    index would read the row count back)."""
+def _pretrain_config(tmp_path: Path, objective: str) -> dict[str, Any]:
+    """4 pretraining steps on demo text that never log; for `vectors-LOSS`, a random table that
+    has a vector for half the words."""
     import json
 
     import numpy as np
 
     from distnlp.cli.pretrain import load_pretrain_config
-    from distnlp.pretrain.entry import run_pretrain_worker
     from distnlp.vectors.table import Vectors
     from tests.pretrain.test_pretrain import SMALL, _texts
 
@@ -122,25 +119,35 @@ def test_a_pretraining_step_that_does_not_log_reads_nothing_back(tmp_path: Path,
     raw.write_text("".join(json.dumps({"text": text}) + "\n" for text in _texts()[:200]))
     extra = []
     if objective.startswith("vectors"):
-        words = sorted({w.lower() for text in _texts()[:200] for w in text.split()})[::2]  # half the words have no vector
-        Vectors(words, np.random.default_rng(0).normal(size=(len(words), 16)).astype(np.float32), key_attr="LOWER", name="tiny").to_disk(tmp_path / "vectors")
+        words = sorted({w.lower() for text in _texts()[:200] for w in text.split()})[::2]
+        vectors = np.random.default_rng(0).normal(size=(len(words), 16)).astype(np.float32)
+        Vectors(words, vectors, key_attr="LOWER", name="tiny").to_disk(tmp_path / "vectors")
         extra = ["pretrain.objective=vectors", f"pretrain.vectors={tmp_path / 'vectors'}", f"pretrain.objectives.vectors.loss={objective.split('-')[1]}"]
+    return load_pretrain_config([*SMALL, f"corpus.raw_text={raw}", f"pretrain.output_dir={tmp_path / 'out'}", "pretrain.max_steps=4",
+                                 "pretrain.max_epochs=0", "pretrain.log_every=1000", *extra])
+
+
+PRETRAIN_OBJECTIVES = ["characters", "vectors-cosine", "vectors-L2"]
+
+
+@pytest.mark.parametrize("objective", PRETRAIN_OBJECTIVES)
+def test_a_pretraining_step_that_does_not_log_reads_nothing_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str) -> None:
+    """Pretraining runs the same loop: its counts come from the host targets, and the cosine
+    loss weighs words without a vector by a mask instead of selecting the others (a boolean
+    index would read the row count back)."""
+    from distnlp.pretrain.entry import run_pretrain_worker
+
+    config = _pretrain_config(tmp_path, objective)
     mode, steps = HostSyncs(), [0]
     monkeypatch.setattr(engine, "optimizer_step", _counted_steps(mode, steps))
-    config = load_pretrain_config([*SMALL, f"corpus.raw_text={raw}", f"pretrain.output_dir={tmp_path / 'out'}", "pretrain.max_steps=4",
-                                   "pretrain.max_epochs=0", "pretrain.log_every=1000", *extra])
     with mode:
         run_pretrain_worker(config)
     assert steps[0] == 4
     assert not mode.calls, f"host syncs in {steps[0]} pretraining steps: {dict(mode.calls)}"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA's sync debug mode")
-def test_on_a_gpu_a_step_that_does_not_log_never_waits_for_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the CPU count above cannot see: a blocking host-to-device copy also waits for the
-    device. `set_sync_debug_mode("error")` raises on any synchronising CUDA call inside a step."""
-    from distnlp.training.env import WorkerEnv
-
+def _strict_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every optimizer step of the loop under `set_sync_debug_mode("error")`."""
     original = engine.optimizer_step
 
     def strict(*args: Any, **kwargs: Any) -> Any:
@@ -151,10 +158,29 @@ def test_on_a_gpu_a_step_that_does_not_log_never_waits_for_the_device(tmp_path: 
             torch.cuda.set_sync_debug_mode("default")
 
     monkeypatch.setattr(engine, "optimizer_step", strict)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA's sync debug mode")
+def test_on_a_gpu_a_step_that_does_not_log_never_waits_for_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the CPU count above cannot see: a blocking host-to-device copy also waits for the
+    device. `set_sync_debug_mode("error")` raises on any synchronising CUDA call inside a step."""
+    from distnlp.training.env import WorkerEnv
+
+    _strict_steps(monkeypatch)
     config = compose_config(["encoder.width=32", "training.max_steps=4", "training.eval_frequency=1000", "training.log_every=1000",
                              "training.checkpoints_to_keep=0", "training.max_eval_docs=2", "training.batcher.size=1500",
                              f"training.output_dir={tmp_path / 'run'}"])
     assert run_worker(config, WorkerEnv(device="cuda"))["step"] == 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA's sync debug mode")
+@pytest.mark.parametrize("objective", PRETRAIN_OBJECTIVES)
+def test_on_a_gpu_a_pretraining_step_that_does_not_log_never_waits_either(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str) -> None:
+    from distnlp.pretrain.entry import run_pretrain_worker
+    from distnlp.training.env import WorkerEnv
+
+    _strict_steps(monkeypatch)
+    assert run_pretrain_worker(_pretrain_config(tmp_path, objective), WorkerEnv(device="cuda"))["step"] == 4
 
 
 LOOP_MACHINERY = ("training/engine.py", "training/step.py", "training/pending_steps.py", "distributed/")  # loop, step, reducer
