@@ -85,6 +85,8 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
                 batches.begin_epoch(epoch_now)
             # `last` first: evaluation and saving below then happen on the final step too.
             point.last = _finished(settings, state)
+            if point.epoch_done and not point.last:
+                prefetcher.start()  # the new epoch's first batch, read while this step is logged and evaluated
             if state.step % settings.log_every == 0:
                 state.skipped_steps += pending.read()  # the objective logs this step's numbers
             objective.after_step(state, result, lr=learn_rate(state.step - 1), data_time=t_data)
@@ -102,6 +104,8 @@ def run_loop(objective: Objective, settings: LoopSettings, env: WorkerEnv, *, re
                     coordinator.checkpoint(step=state.step, nlp=model, optimizer=optimizer, averages=averages, stream=batches,
                                            state=asdict(state), metrics={"step": state.step, "score": score, "epoch": state.epoch})
                     batches.restart()  # an uninterrupted run re-batches here exactly as a resumed one does
+                    if not point.last:
+                        prefetcher.start()  # the restarted stream's first batch, read while the model is saved
                 objective.save(state, point, averages)
             done = point.last
     finally:

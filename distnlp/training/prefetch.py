@@ -10,7 +10,10 @@ boundary: the thread records the data state from just before it took the batch, 
 (called by the loop before a checkpoint, and before a new epoch opens) discards the batch and
 puts that state back. A checkpoint therefore holds the state an unprefetched run would hold,
 and the batch is read again after it, exactly as an unprefetched run reads it after its own
-restart at every checkpoint (training/batches.py). A prepare that draws from a global random
+restart at every checkpoint (training/batches.py). That read (the restart reopens the stream at
+the saved state and refills the shuffle window) starts as soon as the checkpoint is committed,
+so it runs while the model is saved (`start`); a new epoch's first batch likewise starts as soon
+as the epoch is opened. A prepare that draws from a global random
 generator (pretraining's masks) stays exact too: the state is restored with the generator's
 draws already made, in a resumed run as in an uninterrupted one.
 """
@@ -54,6 +57,13 @@ class InputPrefetcher:
         waited = time.perf_counter() - t0
         self._next = self._pool.submit(self._prepared) if self._pool is not None else None
         return current, waited
+
+    def start(self) -> None:
+        """Begin preparing the next batch now, if none is on the way: after a checkpoint's restart
+        or a new epoch's start, its first batch is read while the loop saves, logs or evaluates,
+        not at the next step."""
+        if self._pool is not None and self._next is None:
+            self._next = self._pool.submit(self._prepared)
 
     def rewind(self) -> None:
         """Discard the prefetched batch and put the data back to just before it was taken."""

@@ -6,8 +6,11 @@ by default there)."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
+import pytest
 
 from distnlp.cli.compose import DEMO_DATA, compose_config
 from distnlp.data.stream import DocStream
@@ -39,6 +42,25 @@ def test_prefetch_trains_on_the_batches_of_an_inline_run(tmp_path: Path) -> None
     for step in inline:
         a, b = inline[step], prefetched[step]
         assert (a["epoch"], a["words"], a["losses"]) == (b["epoch"], b["words"], b["losses"]), (step, a, b)
+
+
+def test_only_a_runs_first_batch_is_prepared_on_the_loops_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first batch after a checkpoint (the stream restarts and refills its shuffle window)
+    and after a new epoch opens is started at once on the input thread, while the loop saves,
+    logs and evaluates, not prepared inline at the next step."""
+    from distnlp.training.pipeline_objective import PipelineObjective
+
+    on_loop_thread: list[bool] = []
+    original = PipelineObjective.prepare
+
+    def recording(self: PipelineObjective, *args: Any, **kwargs: Any) -> Any:
+        on_loop_thread.append(threading.current_thread() is threading.main_thread())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PipelineObjective, "prepare", recording)
+    steps = _run(tmp_path, True)  # 22 steps, a checkpoint every 5, more than two epochs
+    assert max(r["epoch"] for r in steps.values()) >= 2
+    assert on_loop_thread.count(True) == 1, f"{on_loop_thread.count(True)} of {len(on_loop_thread)} batches prepared inline"
 
 
 def test_a_loaded_state_is_saved_unchanged() -> None:
@@ -88,6 +110,7 @@ def _drive(prefetch: bool, steps: int) -> list[list[str]]:
             epoch += 1
             prefetcher.rewind()
             ranks.begin_epoch(epoch)
+            prefetcher.start()  # as the loop does
         if step % 7 == 6:
             prefetcher.rewind()
             saved = json.loads(json.dumps(ranks.state_dict()))
@@ -98,6 +121,7 @@ def _drive(prefetch: bool, steps: int) -> list[list[str]]:
                 ranks.load_state_dict(saved)
             else:
                 ranks.restart()
+                prefetcher.start()  # as the loop does: the first batch after a checkpoint is read at once
     prefetcher.close()
     assert epoch >= 3, "the run crossed too few epochs to test their boundaries"
     return out
