@@ -14,8 +14,9 @@ the selected tokens carry loss (spaCy zeroes the gradient of the others).
   the target is the word's static vector; loss "cosine" (1 - cos, tokens without a vector
   ignored, as CosineDistance(ignore_zeros=True)) or "L2" (squared error).
 
-Every loss is `(loss_sum, count)`: a sum over tokens and the number of tokens, so the loop
-divides by the GLOBAL count (docs/architecture.md, "The equivalence contract").
+Every loss is a sum over tokens, and `count(targets)` the number of tokens that carry it, taken
+on the host targets before they go to the device: the loop divides by the GLOBAL count
+(docs/architecture.md, "The equivalence contract") without reading anything back.
 """
 from __future__ import annotations
 

@@ -11,7 +11,9 @@
     python tests/benchmarks/bench_ray.py --mode overhead --preset bert-base --device cuda --steps 300
 
 Words/s come from the training loop's own eval records (summed over ranks, training time only);
-the first interval (warm-up) is dropped. Prints one JSON object.
+the first interval (warm-up) is dropped. The step split (data, compute, reduce, update) is the mean
+over the logged steps after step 5: every step by default, only the logging steps with
+`--override training.log_every=N`. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -62,7 +64,7 @@ def _config(out: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, 
 def _rates(out: Path) -> dict[str, Any]:
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r["words_per_second"] for r in records if r["event"] == "eval"][1:]
-    steps = [r for r in records if r["event"] == "step" and "time" in r][5:]
+    steps = [r for r in records if r["event"] == "step" and "time" in r and r["step"] > 5]  # logged steps after warm-up
     mean = lambda key: statistics.mean(s["time"][key] for s in steps) if steps else 0.0  # noqa: E731
     return {
         "words_per_second": statistics.mean(evals) if evals else 0.0,

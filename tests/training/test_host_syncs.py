@@ -40,7 +40,9 @@ class HostSyncs(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         name = getattr(func, "__name__", "")
-        if self.counting and name in SYNCS:
+        if self.counting and name not in SYNCS and _selects_by_mask(name, args):
+            name = f"{name} by a mask"  # its output's size is the mask's count: read from the device first
+        if self.counting and (name in SYNCS or name.endswith(" by a mask")):
             caller = [f for f in traceback.extract_stack()[:-1] if not f.filename.endswith(WRAPPERS)][-1]
             if caller.filename.startswith(PACKAGE):
                 self.calls[(name, f"{caller.filename[len(PACKAGE) + 1:]}:{caller.lineno}")] += 1
@@ -48,6 +50,16 @@ class HostSyncs(TorchFunctionMode):
 
     def per_step(self, steps: int, parts: tuple[str, ...]) -> float:
         return sum(n for (_, where), n in self.calls.items() if where.startswith(parts)) / steps
+
+
+def _selects_by_mask(name: str, args: tuple) -> bool:
+    """`t[mask]`, `masked_select`, one-argument `where`, `unique`: an output sized by the data."""
+    if name in ("masked_select", "unique", "unique_consecutive", "_unique2") or (name == "where" and len(args) == 1):
+        return True
+    if name != "__getitem__" or len(args) < 2:
+        return False
+    index = args[1] if isinstance(args[1], tuple) else (args[1],)
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index)
 
 
 def _counted_steps(mode: HostSyncs, steps: list[int], until: int = 0) -> Any:
@@ -104,7 +116,7 @@ def test_textcat_and_a_second_corpus_read_nothing_back_either(tmp_path: Path, mo
     assert not forward, f"host syncs in the forward passes over {steps} steps: {forward}"
 
 
-def _pretrain_config(tmp_path: Path, objective: str) -> dict[str, Any]:
+def _pretrain_config(tmp_path: Path, objective: str, *overrides: str) -> dict[str, Any]:
     """4 pretraining steps on demo text that never log; for `vectors-LOSS`, a random table that
     has a vector for half the words."""
     import json
@@ -124,7 +136,7 @@ def _pretrain_config(tmp_path: Path, objective: str) -> dict[str, Any]:
         Vectors(words, vectors, key_attr="LOWER", name="tiny").to_disk(tmp_path / "vectors")
         extra = ["pretrain.objective=vectors", f"pretrain.vectors={tmp_path / 'vectors'}", f"pretrain.objectives.vectors.loss={objective.split('-')[1]}"]
     return load_pretrain_config([*SMALL, f"corpus.raw_text={raw}", f"pretrain.output_dir={tmp_path / 'out'}", "pretrain.max_steps=4",
-                                 "pretrain.max_epochs=0", "pretrain.log_every=1000", *extra])
+                                 "pretrain.max_epochs=0", "pretrain.log_every=1000", *extra, *overrides])
 
 
 PRETRAIN_OBJECTIVES = ["characters", "vectors-cosine", "vectors-L2"]
@@ -147,29 +159,35 @@ def test_a_pretraining_step_that_does_not_log_reads_nothing_back(tmp_path: Path,
 
 
 def _strict_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every optimizer step of the loop under `set_sync_debug_mode("error")`."""
-    original = engine.optimizer_step
+    """Every optimizer step of the loop, and every input prepare (run inline, with prefetch off,
+    so that it never overlaps the loop's own reads), under `set_sync_debug_mode("error")`: a
+    blocking host-to-device copy in the prepare waits for the device as surely as a read."""
+    import distnlp.training.prefetch as prefetch
 
-    def strict(*args: Any, **kwargs: Any) -> Any:
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            return original(*args, **kwargs)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
+    def strict(fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return run
 
-    monkeypatch.setattr(engine, "optimizer_step", strict)
+    monkeypatch.setattr(engine, "optimizer_step", strict(engine.optimizer_step))
+    monkeypatch.setattr(prefetch.InputPrefetcher, "_prepared", strict(prefetch.InputPrefetcher._prepared))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA's sync debug mode")
 def test_on_a_gpu_a_step_that_does_not_log_never_waits_for_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the CPU count above cannot see: a blocking host-to-device copy also waits for the
-    device. `set_sync_debug_mode("error")` raises on any synchronising CUDA call inside a step."""
+    device. `set_sync_debug_mode("error")` raises on any synchronising CUDA call inside a step or
+    an input prepare."""
     from distnlp.training.env import WorkerEnv
 
     _strict_steps(monkeypatch)
     config = compose_config(["encoder.width=32", "training.max_steps=4", "training.eval_frequency=1000", "training.log_every=1000",
                              "training.checkpoints_to_keep=0", "training.max_eval_docs=2", "training.batcher.size=1500",
-                             f"training.output_dir={tmp_path / 'run'}"])
+                             "training.prefetch=false", f"training.output_dir={tmp_path / 'run'}"])
     assert run_worker(config, WorkerEnv(device="cuda"))["step"] == 4
 
 
@@ -180,7 +198,7 @@ def test_on_a_gpu_a_pretraining_step_that_does_not_log_never_waits_either(tmp_pa
     from distnlp.training.env import WorkerEnv
 
     _strict_steps(monkeypatch)
-    assert run_pretrain_worker(_pretrain_config(tmp_path, objective), WorkerEnv(device="cuda"))["step"] == 4
+    assert run_pretrain_worker(_pretrain_config(tmp_path, objective, "pretrain.prefetch=false"), WorkerEnv(device="cuda"))["step"] == 4
 
 
 LOOP_MACHINERY = ("training/engine.py", "training/step.py", "training/pending_steps.py", "distributed/")  # loop, step, reducer
