@@ -55,7 +55,8 @@ class InputPrefetcher:
         t0 = time.perf_counter()
         current = self._next.result() if self._next is not None else self._prepared()
         waited = time.perf_counter() - t0
-        self._next = self._pool.submit(self._prepared) if self._pool is not None else None
+        self._next = None
+        self.start()
         return current, waited
 
     def start(self) -> None:

@@ -40,7 +40,7 @@ class HostSyncs(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         name = getattr(func, "__name__", "")
-        if self.counting and name not in SYNCS and _selects_by_mask(name, args):
+        if self.counting and _selects_by_mask(name, args):
             name = f"{name} by a mask"  # its output's size is the mask's count: read from the device first
         if self.counting and (name in SYNCS or name.endswith(" by a mask")):
             caller = [f for f in traceback.extract_stack()[:-1] if not f.filename.endswith(WRAPPERS)][-1]
@@ -123,9 +123,8 @@ def _pretrain_config(tmp_path: Path, objective: str, *overrides: str) -> dict[st
 
     import numpy as np
 
-    from distnlp.cli.pretrain import load_pretrain_config
     from distnlp.vectors.table import Vectors
-    from tests.pretrain.test_pretrain import SMALL, _texts
+    from tests.pretrain.test_pretrain import _config, _texts
 
     raw = tmp_path / "raw.jsonl"
     raw.write_text("".join(json.dumps({"text": text}) + "\n" for text in _texts()[:200]))
@@ -135,8 +134,7 @@ def _pretrain_config(tmp_path: Path, objective: str, *overrides: str) -> dict[st
         vectors = np.random.default_rng(0).normal(size=(len(words), 16)).astype(np.float32)
         Vectors(words, vectors, key_attr="LOWER", name="tiny").to_disk(tmp_path / "vectors")
         extra = ["pretrain.objective=vectors", f"pretrain.vectors={tmp_path / 'vectors'}", f"pretrain.objectives.vectors.loss={objective.split('-')[1]}"]
-    return load_pretrain_config([*SMALL, f"corpus.raw_text={raw}", f"pretrain.output_dir={tmp_path / 'out'}", "pretrain.max_steps=4",
-                                 "pretrain.max_epochs=0", "pretrain.log_every=1000", *extra, *overrides])
+    return _config(raw, tmp_path / "out", "pretrain.max_steps=4", "pretrain.max_epochs=0", "pretrain.log_every=1000", *extra, *overrides)
 
 
 PRETRAIN_OBJECTIVES = ["characters", "vectors-cosine", "vectors-L2"]
